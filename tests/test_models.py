@@ -1,0 +1,55 @@
+"""Every registered model: builds, runs forward and backward, and has SE on its forward path."""
+import pytest
+import torch
+
+from senet_core import create_model, list_models, model_entry, se_modules
+
+MODELS = list_models()
+SE_MODELS = [n for n in MODELS if model_entry(n).is_se]
+
+
+def small_input(name: str, in_chans: int, batch: int = 2) -> torch.Tensor:
+    size = max(model_entry(name).min_size, 32)
+    return torch.randn(batch, in_chans, size, size)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_forward_backward(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=5, in_chans=1).train()
+    logits = model(small_input(name, 1))
+    assert logits.shape == (2, 5)
+    logits.logsumexp(1).mean().backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not no_grad, f"parameters outside the forward path: {no_grad[:5]}"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", SE_MODELS)
+def test_se_blocks_are_on_the_forward_path(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=5).eval()
+    blocks = se_modules(model)
+    assert blocks, f"{name} has no SE blocks"
+    called = set()
+    handles = [b.register_forward_hook(lambda m, i, o, n=n: called.add(n)) for n, b in blocks.items()]
+    x = small_input(name, 3, batch=1)
+    with torch.no_grad():
+        before = model(x)
+        assert called == set(blocks), f"SE blocks never called: {sorted(set(blocks) - called)[:5]}"
+        for block in blocks.values():
+            block.fc2.weight.add_(torch.randn_like(block.fc2.weight))
+        after = model(x)
+    for h in handles:
+        h.remove()
+    assert not torch.allclose(before, after), f"perturbing {name}'s SE blocks does not change its output"
+
+
+@pytest.mark.parametrize("name", SE_MODELS)
+def test_baseline_is_the_se_model_without_se(name):
+    """Removing the SE blocks' parameters from the SE model leaves exactly the baseline's."""
+    se_model = create_model(name)
+    baseline = create_model(model_entry(name).baseline)
+    se_params = sum(p.numel() for b in se_modules(se_model).values() for p in b.parameters())
+    total = sum(p.numel() for p in se_model.parameters())
+    assert total - se_params == sum(p.numel() for p in baseline.parameters())
