@@ -111,9 +111,8 @@ def test_shufflenet_macs():
     base, se = count("shufflenet_v1_g3"), count("se_shufflenet_v1_g3")
     assert base.macs == 137_460_672 and se.macs == 139_675_152
     # Not within 1 % of Table 3's 140 / 142: the architecture as specified by Zhang et al. is
-    # 137 MFLOPs (their figure for g=3); 140 is the nominal "1x" budget. See mobile.py.
-    assert abs(base.macs - 140e6) <= 0.02 * 140e6
-    assert abs(se.macs - 142e6) <= 0.02 * 142e6
+    # 137 MFLOPs (their figure for g=3); 140 is the nominal "1x" budget. The report lists it as an
+    # explained miss (senet_core.complexity.EXPLAINED_MISSES, tested in test_complexity.py).
     # The SE increment is the paper's: 142 - 140 = 2 MFLOPs (2.2 M before rounding).
     assert round((se.macs - base.macs) / 1e6) == 142 - 140
 

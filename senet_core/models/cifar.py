@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..se import SEConfig
+from .init import he_init
 from .registry import register_model
 
 __all__ = ["PreActBasicBlock", "PreActBottleneck", "PreActResNet", "ShakeBasicBranch",
@@ -183,7 +184,7 @@ class PreActResNet(nn.Module):
         self.bn = nn.BatchNorm2d(widths[3])
         self.relu = nn.ReLU(inplace=True)
         self.fc = nn.Linear(widths[3], num_classes)
-        _init_weights(self)
+        he_init(self)
 
     @staticmethod
     def _make_stage(block, in_channels, out_channels, blocks, stride, stage, se, drop_rate):
@@ -355,7 +356,7 @@ class ShakeResNet(nn.Module):
         self.layer3 = self._make_stage(branch, widths[2], widths[3], blocks_per_stage, 2, 4, se, even_backward)
         self.relu = nn.ReLU(inplace=True)
         self.fc = nn.Linear(widths[3], num_classes)
-        _init_weights(self)
+        he_init(self)
 
     @staticmethod
     def _make_stage(branch, in_channels, out_channels, blocks, stride, stage, se, even_backward):
@@ -373,17 +374,6 @@ class ShakeResNet(nn.Module):
         x = self.relu(x)
         x = x.mean((2, 3))
         return self.fc(x)
-
-
-def _init_weights(model: nn.Module) -> None:
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear) and m.bias is not None:
-            nn.init.zeros_(m.bias)
 
 
 def _cifar_net(arch: str, num_classes: int, in_chans: int, se: SEConfig | None = None,

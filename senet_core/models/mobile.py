@@ -37,23 +37,8 @@ import torch
 from torch import nn
 
 from ..se import SEConfig
+from .init import he_init
 from .registry import register_model
-
-
-def _init_weights(model: nn.Module) -> None:
-    # He et al. (2015) initialisation, as for every ImageNet model of the paper (Section 5.1).
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
 
 
 def _check_se(name: str, se: SEConfig | None) -> None:
@@ -111,7 +96,7 @@ class MobileNetV1(nn.Module):
         # Global pooling (not MobileNet's fixed 7x7) so that any input size works.
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
-        _init_weights(self)
+        he_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))
@@ -236,7 +221,7 @@ class ShuffleNetV1(nn.Module):
         self.stage2, self.stage3, self.stage4 = layers
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
-        _init_weights(self)
+        he_init(self)
 
     @staticmethod
     def _make_stage(in_channels: int, out_channels: int, units: int, groups: int,

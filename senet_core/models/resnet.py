@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..se import POSITIONS, SEConfig
+from .init import he_init
 from .registry import register_model
 
 RESIDUAL_STAGES = (2, 3, 4, 5)
@@ -134,7 +135,7 @@ class ResNet(nn.Module):
         self.num_features = inplanes
         self.dropout = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
         self.fc = nn.Linear(inplanes, num_classes)
-        _init_weights(self)
+        he_init(self)
 
     @staticmethod
     def _make_stage(block, inplanes, planes, blocks, stride, groups, width_per_group, first_width_ratio,
@@ -195,16 +196,6 @@ def _deep_stem(in_chans: int) -> nn.Sequential:
         ("relu3", nn.ReLU(inplace=True)),
         ("pool", nn.MaxPool2d(3, 2, ceil_mode=True)),
     ]))
-
-
-def _init_weights(model: nn.Module) -> None:
-    # He et al. initialisation (Section 5.1: "initialised following [66]").
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
 
 # ---- ResNet-18/34 (basic blocks) ------------------------------------------------------------------

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..se import SEConfig
+from .init import he_init
 from .registry import register_model
 
 # Configuration D: output channels of each 3x3 conv, "M" for a 2x2/2 max pool.
@@ -69,27 +70,11 @@ class VGG(nn.Module):
             nn.Dropout(drop_rate),
             nn.Linear(4096, num_classes),
         )
-        _init_weights(self)
+        he_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.avgpool(self.features(x))
         return self.classifier(torch.flatten(x, 1))
-
-
-def _init_weights(model: nn.Module) -> None:
-    # He et al. (2015) initialisation, as the paper uses for every ImageNet model (Section 5.1).
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
 
 
 def _vgg(name: str, num_classes: int, in_chans: int, drop_rate: float,
