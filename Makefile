@@ -4,7 +4,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test book complexity install clean
+# Real offline data for the tests and the reduced-scale runs: Debian's dataset-fashion-mnist.
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: test book complexity install clean data
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +17,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+$(FASHION_MNIST):
+	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) >/dev/null; \
+	elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+		echo "Fashion-MNIST is missing: install the Debian package dataset-fashion-mnist, or put the four"; \
+		echo "*-idx?-ubyte.gz files in /usr/share/datasets/fashion-mnist"; exit 1; \
+	fi
+
+data: $(FASHION_MNIST)
+
+test: $(STAMP) $(FASHION_MNIST)
 	$(PY) -m pytest -n 2 --dist loadfile
 
 # Until the notebooks exist, the book's main job is the complexity report of Section 4.

@@ -5,11 +5,108 @@ Every subcommand ends a wrong argument with a one-line error and exit status 2, 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 
 
 class UsageError(Exception):
     """A bad argument: reported on one line, exit status 2."""
+
+
+# The recipe a dataset trains with when no --recipe is given.
+DEFAULT_RECIPES = {"imagenet": "imagenet", "places365": "imagenet", "cifar10": "cifar_resnet",
+                   "cifar100": "cifar_resnet", "fashion_mnist": "fashion_mnist", "synthetic": "smoke"}
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def stage_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of stage numbers") from None
+
+
+def _add_se_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("SE options (Section 6 ablations; SE models only)")
+    g.add_argument("--reduction", type=positive_int, help="reduction ratio r (Table 10)")
+    g.add_argument("--squeeze", help="avg | max | none (NoSqueeze, Table 16)")
+    g.add_argument("--excitation", help="sigmoid | tanh | relu (Table 12)")
+    g.add_argument("--se-position", help="standard | pre | post | identity | 3x3 (Tables 14-15)")
+    g.add_argument("--se-stages", type=stage_list, help="stages with SE blocks, e.g. 2,3 (Table 13; stem = 1)")
+    g.add_argument("--se-bias", choices=("on", "off"), help="FC biases in the excitation")
+
+
+def _se_options(args: argparse.Namespace) -> dict:
+    options = {"reduction": args.reduction, "squeeze": args.squeeze, "excitation": args.excitation,
+               "se_position": args.se_position, "se_stages": args.se_stages,
+               "se_bias": None if args.se_bias is None else args.se_bias == "on"}
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _amp(value: str) -> str | None:
+    return None if value == "none" else value
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .recipes import recipe as get_recipe
+    from .train import TrainConfig, train
+
+    name = args.recipe or DEFAULT_RECIPES.get(args.dataset or "fashion_mnist", "smoke")
+    base = get_recipe(name)
+    chosen = base.with_overrides(
+        dataset=args.dataset, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+        weight_decay=args.weight_decay, momentum=args.momentum, label_smoothing=args.label_smoothing,
+        schedule=args.schedule, cutout=args.cutout)
+    is_main = os.environ.get("RANK", "0") == "0"      # under torchrun only rank 0 speaks
+    if chosen.batch_size != chosen.lr_batch and args.lr is None and not args.quiet and is_main:
+        print(f"learning rate {chosen.scaled_lr():g}: the recipe's {base.lr:g} at batch {base.lr_batch}, "
+              f"scaled linearly to batch {chosen.batch_size}")
+    config = TrainConfig(
+        recipe=chosen, out=args.out, data_dir=args.data_dir, model_options=_se_options(args), lr=args.lr,
+        amp=_amp(args.amp), channels_last=args.channels_last, compile=args.compile, seed=args.seed,
+        limit_train=args.limit_train, limit_val=args.limit_val, device=args.device, resume=args.resume,
+        workers=args.workers, download=args.download, progress=not args.quiet)
+    metrics = train(config)
+    if metrics and not args.quiet and is_main:
+        last = metrics[-1]
+        print(f"done: {len(metrics)} epochs, val top-1 err {last['val_top1_err']:.2f} %, top-5 err "
+              f"{last['val_top5_err']:.2f} %; metrics in {args.out}/metrics.jsonl")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_run
+
+    result = evaluate_run(model=args.model, checkpoint=args.checkpoint, pretrained=args.pretrained,
+                          dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size,
+                          crop_size=args.crop_size, resize=args.resize, device=args.device, amp=_amp(args.amp),
+                          limit_val=args.limit_val, workers=args.workers, download=args.download)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['model']} on {result['dataset']} ({result['images']} images, crop {result['crop_size']}): "
+              f"top-1 err {result['top1_err']:.2f} %, top-5 err {result['top5_err']:.2f} %")
+    return 0
 
 
 def _cmd_complexity(args: argparse.Namespace) -> int:
@@ -44,6 +141,41 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_detection(args: argparse.Namespace) -> int:
+    from .detection import train_detection
+
+    result = train_detection(
+        args.model, args.data_dir, args.out, train_split=args.train_split, val_split=args.val_split,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed,
+        limit=args.limit, pretrained_backbone=args.pretrained_backbone, fpn=not args.no_fpn,
+        min_size=args.min_size, max_size=args.max_size, amp=_amp(args.amp), num_workers=args.workers,
+        eval_every=args.eval_every)
+    print(json.dumps(result, default=str))
+    return 0
+
+
+def _cmd_eval_detection(args: argparse.Namespace) -> int:
+    from .detection import evaluate_detection
+
+    result = evaluate_detection(args.checkpoint, args.data_dir, split=args.split, batch_size=args.batch_size,
+                                device=args.device, limit=args.limit, amp=_amp(args.amp),
+                                num_workers=args.workers, out=args.out)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.split}: {result['num_images']} images, AP {result['ap']:.1f}, AP@0.5 {result['ap50']:.1f}")
+    return 0
+
+
+def _cmd_recipes(args: argparse.Namespace) -> int:
+    from .recipes import list_recipes, recipe
+
+    for name in list_recipes():
+        r = recipe(name)
+        print(f"{name:20s} {r.summary}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="senet", description="Squeeze-and-Excitation Networks: models, complexity, training, the book.")
@@ -58,6 +190,96 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", metavar="PATH", help="also write the report as Markdown to PATH")
     p.set_defaults(func=_cmd_complexity)
 
+    p = sub.add_parser("train", help="train a model (one process, or under torchrun)",
+                       description="Train a network with one of the paper's recipes. Run under `torchrun "
+                                   "--nproc_per_node=N -m senet_core train ...` for DDP.")
+    p.add_argument("--recipe", help="a recipe from `senet recipes` (default: the dataset's)")
+    p.add_argument("--model", help="a registered model (default: the recipe's)")
+    p.add_argument("--dataset", help="imagenet | cifar10 | cifar100 | fashion_mnist | places365 | synthetic")
+    p.add_argument("--data-dir", help="where the dataset is (or is downloaded to)")
+    p.add_argument("--out", required=True, help="run folder: metrics.jsonl, checkpoint.pt, config.json")
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int, help="global batch (split over processes)")
+    p.add_argument("--lr", type=positive_float, help="learning rate as is (default: the recipe's, scaled to the batch)")
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--schedule", help="step | multistep | cosine | plateau | constant")
+    p.add_argument("--cutout", type=int, help="Cutout side in pixels (CIFAR)")
+    _add_se_options(p)
+    g = p.add_argument_group("running")
+    g.add_argument("--amp", choices=("bf16", "fp16", "none"), default="none", help="mixed precision")
+    g.add_argument("--channels-last", action="store_true")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--limit-train", type=positive_int, help="use the first N training images")
+    g.add_argument("--limit-val", type=positive_int, help="use the first N validation images")
+    g.add_argument("--device", default="auto", help="cpu | cuda | auto")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out")
+    g.add_argument("--workers", type=int, default=2, help="data-loading processes (ImageNet-style datasets)")
+    g.add_argument("--download", action="store_true", help="download the dataset if it is missing")
+    g.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("eval", help="single-crop top-1/top-5 error of a checkpoint or released weights",
+                       description="Evaluate a training run's checkpoint (--checkpoint) or released weights "
+                                   "(--model with --pretrained) on a dataset's validation split.")
+    p.add_argument("--checkpoint", help="a run's checkpoint.pt (or its run folder)")
+    p.add_argument("--model", help="a registered model, with --pretrained")
+    p.add_argument("--pretrained", help="released weights: a path, a URL, or 'imagenet'")
+    p.add_argument("--dataset", help="default: the checkpoint's, or imagenet")
+    p.add_argument("--data-dir")
+    p.add_argument("--batch-size", type=positive_int, default=100)
+    p.add_argument("--crop-size", type=positive_int, help="centre crop (default: the model's input size)")
+    p.add_argument("--resize", type=positive_int, help="shorter side before cropping (default: crop x 8/7)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", choices=("bf16", "fp16", "none"), default="none")
+    p.add_argument("--limit-val", type=positive_int)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--download", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("train-detection", help="train Faster R-CNN with one of our trunks on COCO (Table 7)",
+                       description="Train Faster R-CNN (FPN) with a ResNet-family trunk on COCO-format data, "
+                                   "Detectron's recipe by default (senet_core.detection.TABLE7_RECIPE).")
+    p.add_argument("--model", required=True, help="trunk: resnet50, se_resnet50, resnet101, se_resnet101, ...")
+    p.add_argument("--data-dir", required=True, help="COCO root: annotations/instances_SPLIT.json + SPLIT/")
+    p.add_argument("--out", required=True)
+    p.add_argument("--train-split", default="train2017")
+    p.add_argument("--val-split", default="val2017")
+    p.add_argument("--epochs", type=positive_int, default=25)
+    p.add_argument("--batch-size", type=positive_int, default=2)
+    p.add_argument("--lr", type=positive_float, help="default: Detectron's 0.02 at batch 16, scaled linearly")
+    p.add_argument("--pretrained-backbone", help="ImageNet weights for the trunk (path, URL or 'imagenet')")
+    p.add_argument("--no-fpn", action="store_true", help="single-level detector on conv5 (not a paper setting)")
+    p.add_argument("--min-size", type=positive_int, default=800)
+    p.add_argument("--max-size", type=positive_int, default=1333)
+    p.add_argument("--eval-every", type=int, default=0, help="evaluate every N epochs (0: at the end only)")
+    p.add_argument("--limit", type=positive_int, help="use the first N images of each split")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--amp", choices=("bf16", "fp16", "none"), default="none")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=_cmd_train_detection)
+
+    p = sub.add_parser("eval-detection", help="COCO AP and AP@0.5 of a detector checkpoint (Table 7)",
+                       description="Evaluate a detector checkpoint with the COCO API.")
+    p.add_argument("--checkpoint", required=True, help="a detector.pt written by train-detection")
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--split", default="val2017")
+    p.add_argument("--batch-size", type=positive_int, default=2)
+    p.add_argument("--limit", type=positive_int)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--amp", choices=("bf16", "fp16", "none"), default="none")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--out", help="also write the detections as COCO JSON into this folder")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_eval_detection)
+
+    p = sub.add_parser("recipes", help="list the training recipes", description="List the training recipes.")
+    p.set_defaults(func=_cmd_recipes)
+
     p = sub.add_parser("models", help="list the registered models", description="List the registered models.")
     p.add_argument("pattern", nargs="?", help="shell-style filter, e.g. 'se_*'")
     p.set_defaults(func=_cmd_models)
@@ -69,9 +291,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, ValueError, FileNotFoundError) as err:
+    except (UsageError, ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"senet {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        from .train import NonFiniteLossError
+
+        if not isinstance(err, NonFiniteLossError):
+            raise
+        print(f"senet {args.command}: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"senet {args.command}: interrupted", file=sys.stderr)
         return 130
