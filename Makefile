@@ -12,7 +12,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,book]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,13 +29,28 @@ $(FASHION_MNIST):
 
 data: $(FASHION_MNIST)
 
-test: $(STAMP) $(FASHION_MNIST)
-	$(PY) -m pytest -n 2 --dist loadfile
+# The book: execute every chapter with papermill (PROFILE=smoke|cpu|gpu), then build the HTML from the
+# executed copies into _build/html, Sphinx warnings treated as errors.
+PROFILE ?= smoke
+SITE    := _build/site
 
-# Until the notebooks exist, the book's main job is the complexity report of Section 4.
-book: $(STAMP)
-	mkdir -p _build
-	$(VENV)/bin/senet complexity --markdown _build/complexity.md
+MATHJAX := $(SITE)/_static/mathjax/tex-chtml.js
+
+# MathJax served with the book (it would otherwise come from a CDN), fetched from the npm registry.
+$(MATHJAX):
+	rm -rf _build/mathjax && mkdir -p _build/mathjax $(SITE)/_static/mathjax
+	cd _build/mathjax && npm pack mathjax@3.2.2 --silent >/dev/null && tar xzf mathjax-3.2.2.tgz
+	cp -r _build/mathjax/package/es5/. $(SITE)/_static/mathjax/
+
+book: $(STAMP) $(FASHION_MNIST) $(MATHJAX)
+	$(VENV)/bin/senet reproduce --profile $(PROFILE) --jobs 2 --output $(SITE)/notebooks
+	rm -rf $(SITE)/book && cp -r book _config.yml _toc.yml $(SITE)/
+	$(VENV)/bin/jupyter-book build $(SITE) --path-output . -W -n --quiet
+
+# Unit tests, then nbval over every stored notebook (deterministic cells compared strictly), and the
+# built book's HTML checked by tests/test_book_html.py.
+test: $(STAMP) $(FASHION_MNIST) book
+	$(PY) -m pytest -n 2 --dist loadfile --nbval-lax --nbval-sanitize-with nbval_sanitize.cfg tests notebooks
 
 complexity: $(STAMP)
 	$(VENV)/bin/senet complexity

@@ -5,6 +5,7 @@ Every subcommand ends a wrong argument with a one-line error and exit status 2, 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import sys
@@ -167,6 +168,37 @@ def _cmd_eval_detection(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_experiments(args: argparse.Namespace) -> int:
+    from .experiments import experiment_table, list_experiments, run_experiment
+    from .results import load_records, provenance_label
+
+    names = [n for n in list_experiments() if not args.only or fnmatch.fnmatch(n, args.only)
+             or args.only in n]
+    if not names:
+        raise UsageError(f"no experiment matches {args.only!r}; experiments: {', '.join(list_experiments())}")
+    if args.list:
+        print("\n".join(names))
+        return 0
+    for name in names:
+        run_experiment(name, args.profile, results_dir=args.results_dir, runs_dir=args.runs_dir,
+                       device=args.device, seeds=args.seeds, epochs=args.epochs, data_dir=args.data_dir,
+                       progress=not args.quiet)
+        if not args.quiet:
+            print(f"\n{name}")
+            print(experiment_table(name, args.results_dir, args.profile).to_string())
+            print(provenance_label(load_records(args.results_dir, args.profile, name)) + "\n")
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import reproduce
+
+    summary = reproduce(profile=args.profile, only=args.only, jobs=args.jobs, output=args.output,
+                        force=args.force)
+    print(summary.render())
+    return 0 if summary.ok else 1
+
+
 def _cmd_recipes(args: argparse.Namespace) -> int:
     from .recipes import list_recipes, recipe
 
@@ -276,6 +308,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also write the detections as COCO JSON into this folder")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_eval_detection)
+
+    p = sub.add_parser("experiments", help="run the reduced-scale reproductions of the paper's experiments",
+                       description="Train every row of the paper's experiments (Tables 2, 4-5, 10-16 as "
+                                   "miniatures, senet_core/experiments.yaml) for every seed of a profile; "
+                                   "resumable; writes one JSON record per run.")
+    p.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
+    p.add_argument("--only", help="experiments whose name matches (shell pattern or substring)")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--runs-dir", default="runs/experiments", help="run folders with checkpoints (not committed)")
+    p.add_argument("--seeds", type=lambda t: [int(s) for s in t.split(",")], help="e.g. 0,1,2 (default: the profile's)")
+    p.add_argument("--epochs", type=positive_int, help="default: the profile's")
+    p.add_argument("--data-dir")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--list", action="store_true", help="list the experiments and stop")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_experiments)
+
+    p = sub.add_parser("reproduce", help="execute every chapter notebook with papermill",
+                       description="Execute the book's notebooks with a profile's parameters, skipping "
+                                   "up-to-date outputs; non-zero exit if any chapter fails.")
+    p.add_argument("--profile", default="smoke", choices=("smoke", "cpu", "gpu"))
+    p.add_argument("--only", help="notebooks whose name matches (shell pattern or substring)")
+    p.add_argument("--jobs", type=positive_int, default=1, help="notebooks run at once")
+    p.add_argument("--output", default="_build/executed", help="folder for the executed notebooks")
+    p.add_argument("--force", action="store_true", help="re-run up-to-date notebooks too")
+    p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("recipes", help="list the training recipes", description="List the training recipes.")
     p.set_defaults(func=_cmd_recipes)

@@ -1,7 +1,26 @@
-"""Rendering paper-versus-ours tables, one way for the CLI, the notebooks and the book."""
+"""Result records with provenance, and the paper-versus-ours tables built from them.
+
+A record is one training run of one experiment row and one seed (``experiments.run_experiment``)::
+
+    {"experiment": "table10_reduction_ratio", "row": "r = 8", "model": ..., "seed": 0,
+     "config": {...}, "metrics": {"top1_err": ..., "top5_err": ..., "curve": [...]},
+     "complexity": {"params": ..., "macs": ...},
+     "provenance": {"profile": "cpu", "dataset": "fashion_mnist", "device": ..., "torch": ...,
+                    "commit": ..., "date": ...}}
+
+Tables show the paper's number beside ours (mean +/- standard deviation over seeds), the difference to the
+baseline row with a paired comparison over seeds, and where our numbers come from.
+"""
 from __future__ import annotations
 
+import json
+import math
+import os
+from pathlib import Path
 from typing import Sequence
+
+REQUIRED = ("experiment", "config", "seed", "metrics", "provenance")
+REQUIRED_PROVENANCE = ("profile", "dataset", "device", "torch", "commit", "date")
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], markdown: bool = False) -> str:
@@ -15,3 +34,79 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], markd
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def validate_record(record: dict) -> dict:
+    missing = [k for k in REQUIRED if k not in record]
+    missing += [f"provenance.{k}" for k in REQUIRED_PROVENANCE if k not in record.get("provenance", {})]
+    if "metrics" in record and "top1_err" not in record["metrics"]:
+        missing.append("metrics.top1_err")
+    if missing:
+        raise ValueError(f"result record lacks {', '.join(missing)}")
+    return record
+
+
+def write_record(path: str | Path, record: dict) -> None:
+    """Write a record atomically (temporary file + rename)."""
+    validate_record(record)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def read_record(path: str | Path) -> dict:
+    return validate_record(json.loads(Path(path).read_text()))
+
+
+def load_records(results_dir: str | Path, profile: str | None = None, experiment: str | None = None) -> list[dict]:
+    """Every record under ``results_dir`` (optionally one profile's, one experiment's), sorted."""
+    root = Path(results_dir)
+    pattern = f"{profile or '*'}/{experiment or '*'}/*.json"
+    return [read_record(p) for p in sorted(root.glob(pattern))]
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return mean, std
+
+
+def paired_difference(baseline: dict[int, float], treatment: dict[int, float]) -> dict:
+    """Baseline minus treatment error over the seeds both have (positive: the treatment is better).
+
+    Seeds pair the runs: same data order, augmentation and initialisation seed. Returns the mean
+    difference, a 95 % confidence interval from Student's t, the two-sided p-value of the paired t-test,
+    and a verdict: "better", "worse" or "within noise" (the interval contains 0), or "one seed".
+    """
+    from scipy import stats
+
+    seeds = sorted(set(baseline) & set(treatment))
+    diffs = [baseline[s] - treatment[s] for s in seeds]
+    n = len(diffs)
+    if n == 0:
+        raise ValueError("no seed has both a baseline and a treatment run")
+    mean, std = mean_std(diffs)
+    if n < 2:
+        return {"n": n, "mean": mean, "ci": (math.nan, math.nan), "p": math.nan, "verdict": "one seed"}
+    half = stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)
+    p = float(stats.ttest_rel(list(baseline[s] for s in seeds), list(treatment[s] for s in seeds)).pvalue) \
+        if std > 0 else (0.0 if mean != 0 else 1.0)
+    low, high = mean - half, mean + half
+    verdict = "better" if low > 0 else "worse" if high < 0 else "within noise"
+    return {"n": n, "mean": mean, "ci": (low, high), "p": p, "verdict": verdict}
+
+
+def provenance_label(records: Sequence[dict]) -> str:
+    """One line saying where a set of numbers comes from (measured: profile, data, device, torch, commit, date)."""
+    p = records[0]["provenance"]
+    commits = sorted({r["provenance"]["commit"] for r in records})
+    dates = sorted(r["provenance"]["date"][:10] for r in records)
+    seeds = sorted({r["seed"] for r in records})
+    span = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+    return (f"measured: {p['profile']} profile, {p['dataset']} ({p.get('train_images', '?')} train / "
+            f"{p.get('val_images', '?')} val images, {p.get('epochs', '?')} epochs), {p['device']}, torch "
+            f"{p['torch']}, commit {', '.join(commits)}, {span}, seeds {', '.join(map(str, seeds))}")

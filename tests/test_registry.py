@@ -56,9 +56,11 @@ def test_wrong_input_channels_names_expected_and_got():
 
 
 def test_too_small_input():
-    model = create_model("resnet18", num_classes=3)
+    model = create_model("vgg16_bn", num_classes=3)
     with pytest.raises(ValueError, match="at least 32x32, got 16x16"):
         model(torch.zeros(1, 3, 16, 16))
+    with pytest.raises(ValueError, match="at least 16x16, got 15x15"):
+        create_model("resnet18", num_classes=3)(torch.zeros(1, 3, 15, 15))
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5])

@@ -385,6 +385,8 @@ def _cifar_net(arch: str, num_classes: int, in_chans: int, se: SEConfig | None =
         return PreActResNet(PreActBasicBlock, 9, (16, 16, 32, 64), num_classes, in_chans, se)
     if arch == "resnet110":  # n=18
         return PreActResNet(PreActBasicBlock, 18, (16, 16, 32, 64), num_classes, in_chans, se)
+    if arch == "resnet29":   # 9n+2, n=3: ResNet-164's unit at reduced scale
+        return PreActResNet(PreActBottleneck, 3, (16, 64, 128, 256), num_classes, in_chans, se)
     if arch == "resnet164":  # 9n+2, n=18; bottleneck widths 16/32/64
         return PreActResNet(PreActBottleneck, 18, (16, 64, 128, 256), num_classes, in_chans, se)
     if arch == "wrn16_8":    # depth 16 = 6n+4 with n=2, widen factor k=8
@@ -430,6 +432,21 @@ def resnet110_cifar(num_classes: int = 10, in_chans: int = 3) -> nn.Module:
                 se_stages=(2, 3, 4), se_positions=RESIDUAL_POSITIONS)
 def se_resnet110_cifar(num_classes: int = 10, in_chans: int = 3, se: SEConfig = SEConfig()) -> nn.Module:
     return _cifar_net("resnet110", num_classes, in_chans, se)
+
+
+@register_model(input_size=(3, 32, 32), min_size=8, paper="reduced scale (Tables 10-16)")
+def resnet29_cifar(num_classes: int = 10, in_chans: int = 3) -> nn.Module:
+    """Pre-activation bottleneck ResNet-29: ResNet-164's unit with n=3, for the reduced-scale ablations.
+
+    Its stages output 64/128/256 channels, so every reduction ratio of Table 10 (up to r=32) leaves
+    the gate at least two units, and SE 3x3 (Table 15) has a bottleneck 3x3 conv to sit after."""
+    return _cifar_net("resnet29", num_classes, in_chans)
+
+
+@register_model(input_size=(3, 32, 32), min_size=8, paper="reduced scale (Tables 10-16)", baseline="resnet29_cifar",
+                se_stages=(2, 3, 4), se_positions=BOTTLENECK_POSITIONS)
+def se_resnet29_cifar(num_classes: int = 10, in_chans: int = 3, se: SEConfig = SEConfig()) -> nn.Module:
+    return _cifar_net("resnet29", num_classes, in_chans, se)
 
 
 @register_model(input_size=(3, 32, 32), min_size=8, paper="Tables 4-5")

@@ -110,7 +110,7 @@ def _mobilenet_v1(name: str, num_classes: int, in_chans: int, se: SEConfig | Non
     return MobileNetV1(num_classes, in_chans, se=se)
 
 
-@register_model(paper="Table 3")
+@register_model(min_size=16, paper="Table 3")
 def mobilenet_v1(num_classes: int = 1000, in_chans: int = 3) -> nn.Module:
     """1.0 MobileNet-224 (Howard et al., 2017), the baseline of Table 3.
 
@@ -119,7 +119,7 @@ def mobilenet_v1(num_classes: int = 1000, in_chans: int = 3) -> nn.Module:
     return _mobilenet_v1("mobilenet_v1", num_classes, in_chans, None)
 
 
-@register_model(baseline="mobilenet_v1", se_stages=(), paper="Table 3")
+@register_model(min_size=16, baseline="mobilenet_v1", se_stages=(), paper="Table 3")
 def se_mobilenet_v1(num_classes: int = 1000, in_chans: int = 3,
                     se: SEConfig = SEConfig()) -> nn.Module:
     """SE-MobileNet (Table 3): an SE block after each of the 13 depthwise-separable blocks.
@@ -243,13 +243,13 @@ def _shufflenet_v1(name: str, num_classes: int, in_chans: int, se: SEConfig | No
     return ShuffleNetV1(num_classes, in_chans, groups=3, se=se)
 
 
-@register_model(paper="Table 3")
+@register_model(min_size=16, paper="Table 3")
 def shufflenet_v1_g3(num_classes: int = 1000, in_chans: int = 3) -> nn.Module:
     """ShuffleNet 1x (g=3) (Zhang et al., 2017), the baseline of Table 3 (140 MFLOPs, 1.8M)."""
     return _shufflenet_v1("shufflenet_v1_g3", num_classes, in_chans, None)
 
 
-@register_model(baseline="shufflenet_v1_g3", se_stages=(), paper="Table 3")
+@register_model(min_size=16, baseline="shufflenet_v1_g3", se_stages=(), paper="Table 3")
 def se_shufflenet_v1_g3(num_classes: int = 1000, in_chans: int = 3,
                         se: SEConfig = SEConfig()) -> nn.Module:
     """SE-ShuffleNet 1x (g=3) (Table 3: 142 MFLOPs, 2.4M).

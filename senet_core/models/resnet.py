@@ -202,83 +202,83 @@ def _deep_stem(in_chans: int) -> nn.Sequential:
 _BASIC_POSITIONS = tuple(p for p in POSITIONS if p != "3x3")
 
 
-@register_model(paper="reduced scale")
+@register_model(min_size=16, paper="reduced scale")
 def resnet18(num_classes: int = 1000, in_chans: int = 3) -> nn.Module:
     return ResNet("basic", [2, 2, 2, 2], num_classes, in_chans)
 
 
-@register_model(baseline="resnet18", se_stages=RESIDUAL_STAGES, se_positions=_BASIC_POSITIONS, paper="reduced scale")
+@register_model(min_size=16, baseline="resnet18", se_stages=RESIDUAL_STAGES, se_positions=_BASIC_POSITIONS, paper="reduced scale")
 def se_resnet18(num_classes: int = 1000, in_chans: int = 3, se: SEConfig = SEConfig()) -> nn.Module:
     return ResNet("basic", [2, 2, 2, 2], num_classes, in_chans, se=se)
 
 
-@register_model(paper="reduced scale")
+@register_model(min_size=16, paper="reduced scale")
 def resnet34(num_classes: int = 1000, in_chans: int = 3) -> nn.Module:
     return ResNet("basic", [3, 4, 6, 3], num_classes, in_chans)
 
 
-@register_model(baseline="resnet34", se_stages=RESIDUAL_STAGES, se_positions=_BASIC_POSITIONS, paper="reduced scale")
+@register_model(min_size=16, baseline="resnet34", se_stages=RESIDUAL_STAGES, se_positions=_BASIC_POSITIONS, paper="reduced scale")
 def se_resnet34(num_classes: int = 1000, in_chans: int = 3, se: SEConfig = SEConfig()) -> nn.Module:
     return ResNet("basic", [3, 4, 6, 3], num_classes, in_chans, se=se)
 
 
 # ---- ResNet-50/101/152 (Table 2; ResNet-50 is the backbone of every ablation, Tables 10-16) -------
-@register_model(paper="Tables 2, 10-16")
+@register_model(min_size=16, paper="Tables 2, 10-16")
 def resnet50(num_classes: int = 1000, in_chans: int = 3, stride_in_1x1: bool = True) -> nn.Module:
     return ResNet("bottleneck", [3, 4, 6, 3], num_classes, in_chans, stride_in_1x1=stride_in_1x1)
 
 
-@register_model(baseline="resnet50", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS, paper="Tables 1, 2, 10-16")
+@register_model(min_size=16, baseline="resnet50", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS, paper="Tables 1, 2, 10-16")
 def se_resnet50(num_classes: int = 1000, in_chans: int = 3, se: SEConfig = SEConfig(),
                 stride_in_1x1: bool = True) -> nn.Module:
     return ResNet("bottleneck", [3, 4, 6, 3], num_classes, in_chans, stride_in_1x1=stride_in_1x1, se=se)
 
 
-@register_model(paper="Table 2")
+@register_model(min_size=16, paper="Table 2")
 def resnet101(num_classes: int = 1000, in_chans: int = 3, stride_in_1x1: bool = True) -> nn.Module:
     return ResNet("bottleneck", [3, 4, 23, 3], num_classes, in_chans, stride_in_1x1=stride_in_1x1)
 
 
-@register_model(baseline="resnet101", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS, paper="Table 2")
+@register_model(min_size=16, baseline="resnet101", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS, paper="Table 2")
 def se_resnet101(num_classes: int = 1000, in_chans: int = 3, se: SEConfig = SEConfig(),
                  stride_in_1x1: bool = True) -> nn.Module:
     return ResNet("bottleneck", [3, 4, 23, 3], num_classes, in_chans, stride_in_1x1=stride_in_1x1, se=se)
 
 
-@register_model(paper="Table 2")
+@register_model(min_size=16, paper="Table 2")
 def resnet152(num_classes: int = 1000, in_chans: int = 3, stride_in_1x1: bool = True) -> nn.Module:
     return ResNet("bottleneck", [3, 8, 36, 3], num_classes, in_chans, stride_in_1x1=stride_in_1x1)
 
 
-@register_model(baseline="resnet152", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS, paper="Table 2")
+@register_model(min_size=16, baseline="resnet152", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS, paper="Table 2")
 def se_resnet152(num_classes: int = 1000, in_chans: int = 3, se: SEConfig = SEConfig(),
                  stride_in_1x1: bool = True) -> nn.Module:
     return ResNet("bottleneck", [3, 8, 36, 3], num_classes, in_chans, stride_in_1x1=stride_in_1x1, se=se)
 
 
 # ---- ResNeXt 32x4d (Tables 1, 2) --------------------------------------------------------------------
-@register_model(paper="Table 2")
+@register_model(min_size=16, paper="Table 2")
 def resnext50_32x4d(num_classes: int = 1000, in_chans: int = 3) -> nn.Module:
     return ResNet("bottleneck", [3, 4, 6, 3], num_classes, in_chans, groups=32, width_per_group=4)
 
 
-@register_model(baseline="resnext50_32x4d", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS, paper="Tables 1, 2")
+@register_model(min_size=16, baseline="resnext50_32x4d", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS, paper="Tables 1, 2")
 def se_resnext50_32x4d(num_classes: int = 1000, in_chans: int = 3, se: SEConfig = SEConfig()) -> nn.Module:
     return ResNet("bottleneck", [3, 4, 6, 3], num_classes, in_chans, groups=32, width_per_group=4, se=se)
 
 
-@register_model(paper="Table 2")
+@register_model(min_size=16, paper="Table 2")
 def resnext101_32x4d(num_classes: int = 1000, in_chans: int = 3) -> nn.Module:
     return ResNet("bottleneck", [3, 4, 23, 3], num_classes, in_chans, groups=32, width_per_group=4)
 
 
-@register_model(baseline="resnext101_32x4d", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS, paper="Table 2")
+@register_model(min_size=16, baseline="resnext101_32x4d", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS, paper="Table 2")
 def se_resnext101_32x4d(num_classes: int = 1000, in_chans: int = 3, se: SEConfig = SEConfig()) -> nn.Module:
     return ResNet("bottleneck", [3, 4, 23, 3], num_classes, in_chans, groups=32, width_per_group=4, se=se)
 
 
 # ---- SENet-154 (Appendix, Tables 8-9) ---------------------------------------------------------------
-@register_model(baseline="resnext154_64x4d", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS,
+@register_model(min_size=16, baseline="resnext154_64x4d", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS,
                 paper="Tables 8, 9")
 def senet154(num_classes: int = 1000, in_chans: int = 3, se: SEConfig = SEConfig(),
              drop_rate: float = 0.2) -> nn.Module:
@@ -289,7 +289,7 @@ def senet154(num_classes: int = 1000, in_chans: int = 3, se: SEConfig = SEConfig
                   first_width_ratio=0.5, deep_stem=True, downsample_3x3=True, drop_rate=drop_rate, se=se)
 
 
-@register_model(paper="Tables 8, 9 (baseline of SENet-154)")
+@register_model(min_size=16, paper="Tables 8, 9 (baseline of SENet-154)")
 def resnext154_64x4d(num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2) -> nn.Module:
     """SENet-154 without its SE blocks: the modified ResNeXt-152 64x4d of the Appendix, (a)-(d)."""
     return ResNet("bottleneck", [3, 8, 36, 3], num_classes, in_chans, groups=64, width_per_group=4,

@@ -1,0 +1,254 @@
+"""The paper's training experiments as reduced-scale miniatures (Sections 5-6), defined in ``experiments.yaml``.
+
+:func:`run_experiment` trains every row of an experiment for every seed of a profile and writes one
+JSON record per (row, seed) with its provenance. It is resumable: a record whose settings match is
+kept, an interrupted run continues from its checkpoint, and rows with identical settings in different
+tables (the ablation baseline, the reference SE model) share one training run.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from .paper import paper_row
+from .recipes import Recipe, recipe
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of an experiment: a network with its options, and the paper row it stands for."""
+
+    label: str
+    model: str
+    options: dict = field(default_factory=dict, hash=False)
+    baseline: str | None = None          # label of the row it is compared with
+    paper_table: int = 0
+    paper_key: str = ""
+    paper_value: str | None = None
+    paper_column: str = "top1_err"
+
+    def paper_number(self) -> float | None:
+        """The paper's top-1 error for this row, or None if the paper has no such row."""
+        if self.paper_value is None:
+            return None
+        cell = paper_row(self.paper_table, self.paper_key, self.paper_value)[self.paper_column]
+        return float(cell) if cell else None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    title: str
+    paper_table: int
+    conclusion: str
+    ablation: bool
+    rows: tuple[Row, ...]
+
+    def row(self, label: str) -> Row:
+        for r in self.rows:
+            if r.label == label:
+                return r
+        raise ValueError(f"{self.name} has no row {label!r}; rows: {', '.join(r.label for r in self.rows)}")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The scale of a run: which data, how much of it, how long, how many seeds."""
+
+    name: str
+    dataset: str
+    epochs: int
+    batch_size: int
+    limit_train: int | None
+    limit_val: int | None
+    seeds: tuple[int, ...]
+
+
+@lru_cache(maxsize=None)
+def _spec() -> dict:
+    return yaml.safe_load((resources.files("senet_core") / "experiments.yaml").read_text(encoding="utf-8"))
+
+
+def _named(kind: str, name: str, names) -> None:
+    if name not in names:
+        close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.4)
+        hint = f"; closest: {', '.join(close)}" if close else ""
+        raise ValueError(f"unknown {kind} {name!r}{hint}; {kind}s: {', '.join(sorted(names))}")
+
+
+def list_experiments() -> list[str]:
+    return sorted(_spec()["experiments"])
+
+
+def experiment(name: str) -> Experiment:
+    spec = _spec()["experiments"]
+    _named("experiment", name, spec)
+    e = spec[name]
+    rows = tuple(Row(label=r["label"], model=r["model"], options=dict(r.get("options", {})),
+                     baseline=r.get("baseline"), paper_table=r.get("paper_table", e["paper_table"]),
+                     paper_key=r.get("paper_key", e["key"]), paper_value=r.get("paper_value"),
+                     paper_column=r.get("paper_column", "top1_err")) for r in e["rows"])
+    return Experiment(name, e["title"], e["paper_table"], e["conclusion"], bool(e.get("ablation")), rows)
+
+
+def profile(name: str) -> Profile:
+    spec = _spec()["profiles"]
+    _named("profile", name, spec)
+    p = spec[name]
+    return Profile(name, p["dataset"], p["epochs"], p["batch_size"], p["limit_train"], p["limit_val"],
+                   tuple(p["seeds"]))
+
+
+def row_recipe(exp: Experiment, row: Row, prof: Profile) -> tuple[Recipe, dict]:
+    """The recipe and model options of one row under one profile (same for every row of an experiment)."""
+    spec = _spec()
+    base = recipe(spec["base_recipe"])
+    overrides = dict(spec["ablation_protocol"]["recipe"]) if exp.ablation else {}
+    chosen = base.with_overrides(dataset=prof.dataset, model=row.model, epochs=prof.epochs,
+                                 batch_size=prof.batch_size, **overrides)
+    options = dict(row.options)
+    if exp.ablation and row.model.startswith("se_"):
+        options = {**spec["ablation_protocol"]["options"], **options}
+    if "se_stages" in options:
+        options["se_stages"] = tuple(options["se_stages"])
+    return chosen, options
+
+
+def fingerprint(chosen: Recipe, options: dict, prof: Profile) -> str:
+    """A short hash of everything that decides a run's result except the seed."""
+    settings = {k: v for k, v in chosen.__dict__.items() if k not in ("paper", "ours", "explicit", "name", "summary")}
+    settings = {**settings, "lr_milestones": list(chosen.lr_milestones), "options": options,
+                "limit_train": prof.limit_train, "limit_val": prof.limit_val}
+    text = json.dumps(settings, sort_keys=True, default=list)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def slug(label: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+
+
+def record_path(results_dir: str | Path, profile_name: str, experiment_name: str, label: str, seed: int) -> Path:
+    return Path(results_dir) / profile_name / experiment_name / f"{slug(label)}__seed{seed}.json"
+
+
+def run_experiment(name: str, profile_name: str = "smoke", results_dir: str | Path = "results",
+                   runs_dir: str | Path = "runs/experiments", device: str = "auto", seeds: list[int] | None = None,
+                   epochs: int | None = None, data_dir: str | None = None, progress: bool = False) -> list[dict]:
+    """Train every row of experiment ``name`` for every seed of the profile; return the records.
+
+    ``seeds`` and ``epochs`` override the profile's (a record remembers its epochs: records of another
+    length are not reused).
+    """
+    from .complexity import complexity
+    from .data import dataset_info
+    from .models import create_model
+    from .results import read_record, write_record
+    from .train import CHECKPOINT, TrainConfig, train
+
+    exp, prof = experiment(name), profile(profile_name)
+    if epochs is not None:
+        prof = replace(prof, epochs=epochs)
+    records = []
+    for row in exp.rows:
+        chosen, options = row_recipe(exp, row, prof)
+        fp = fingerprint(chosen, options, prof)
+        info = dataset_info(prof.dataset)
+        for seed in (seeds if seeds is not None else prof.seeds):
+            path = record_path(results_dir, prof.name, name, row.label, seed)
+            if path.exists():
+                kept = read_record(path)
+                if kept.get("fingerprint") == fp:
+                    records.append(kept)
+                    continue
+            run_dir = Path(runs_dir) / prof.name / f"{fp}-seed{seed}"
+            if progress:
+                print(f"{name}: {row.label}, seed {seed} ({prof.name} profile)", flush=True)
+            metrics = train(TrainConfig(recipe=chosen, out=str(run_dir), data_dir=data_dir, model_options=options,
+                                        seed=seed, limit_train=prof.limit_train, limit_val=prof.limit_val,
+                                        device=device, resume=(run_dir / CHECKPOINT).exists(), progress=False))
+            run = json.loads((run_dir / "config.json").read_text())
+            size = (info.in_chans, info.input_size, info.input_size)
+            cost = complexity(create_model(row.model, num_classes=info.num_classes, in_chans=info.in_chans,
+                                           **options), size)
+            last = metrics[-1]
+            record = {
+                "experiment": name, "row": row.label, "model": row.model, "fingerprint": fp, "seed": seed,
+                "config": {**run["recipe"], "model_options": {k: list(v) if isinstance(v, tuple) else v
+                                                              for k, v in options.items()},
+                           "limit_train": prof.limit_train, "limit_val": prof.limit_val},
+                "metrics": {"top1_err": last["val_top1_err"], "top5_err": last["val_top5_err"],
+                            "train_loss": last["train_loss"],
+                            "curve": [{k: m[k] for k in ("epoch", "train_loss", "val_loss", "val_top1_err",
+                                                          "val_top5_err")} for m in metrics]},
+                "complexity": {"params": cost.params, "macs": cost.macs, "input_size": list(size)},
+                "provenance": {"profile": prof.name, "dataset": prof.dataset, "epochs": prof.epochs,
+                               "train_images": run["train_images"], "val_images": run["val_images"],
+                               **run["provenance"]},
+            }
+            write_record(path, record)
+            records.append(record)
+    return records
+
+
+def experiment_table(name: str, results_dir: str | Path = "results", profile_name: str = "cpu"):
+    """Paper beside ours for one experiment, from its records: a pandas DataFrame.
+
+    Columns: the paper's top-1 error; ours as mean +/- std over seeds; the paired difference to the row's
+    baseline (baseline minus row, positive = better than the baseline) with its 95 % interval and verdict;
+    the paper's difference; whether ours agrees in direction; exact params and MFLOPs at our input size.
+    """
+    import pandas as pd
+
+    from .results import load_records, mean_std, paired_difference
+
+    exp = experiment(name)
+    records = load_records(results_dir, profile_name, name)
+    if not records:
+        raise FileNotFoundError(f"no records of {name} under {Path(results_dir) / profile_name}: run "
+                                f"`senet experiments --only {name} --profile {profile_name}` first")
+    by_row: dict[str, dict[int, float]] = {}
+    cost: dict[str, dict] = {}
+    for r in records:
+        by_row.setdefault(r["row"], {})[r["seed"]] = r["metrics"]["top1_err"]
+        cost[r["row"]] = r["complexity"]
+    lines = []
+    for row in exp.rows:
+        errors = by_row.get(row.label, {})
+        paper = row.paper_number()
+        line = {"row": row.label, "paper top-1 err (%)": paper}
+        if errors:
+            mean, std = mean_std(list(errors.values()))
+            line["ours top-1 err (%)"] = f"{mean:.2f} ± {std:.2f} (n={len(errors)})"
+        else:
+            line["ours top-1 err (%)"] = "not run"
+        if row.baseline is not None and errors and by_row.get(row.baseline):
+            cmp = paired_difference(by_row[row.baseline], errors)
+            paper_base = exp.row(row.baseline).paper_number()
+            paper_gain = None if paper is None or paper_base is None else round(paper_base - paper, 2)
+            line["ours gain vs baseline"] = (f"{cmp['mean']:+.2f} [{cmp['ci'][0]:+.2f}, {cmp['ci'][1]:+.2f}]"
+                                             if cmp["n"] > 1 else f"{cmp['mean']:+.2f}")
+            line["verdict"] = cmp["verdict"]
+            line["paper gain vs baseline"] = paper_gain
+            line["agrees with paper"] = _agreement(paper_gain, cmp["verdict"])
+        if row.label in cost:
+            line["params (M)"] = round(cost[row.label]["params"] / 1e6, 3)
+            line["MFLOPs"] = round(cost[row.label]["macs"] / 1e6, 1)
+        lines.append(line)
+    return pd.DataFrame(lines).set_index("row").fillna("")
+
+
+def _agreement(paper_gain: float | None, verdict: str) -> str:
+    if paper_gain is None:
+        return "no paper number"
+    if verdict in ("within noise", "one seed"):
+        return verdict
+    same = (paper_gain > 0) == (verdict == "better")
+    return "yes" if same else "no (opposite direction)"

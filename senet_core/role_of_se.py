@@ -1,0 +1,190 @@
+"""Section 7.2 of the paper: what the excitations of a trained SE network do (Figs. 6-8).
+
+The paper passes 50 validation images of each of four ImageNet classes through a trained
+SE-ResNet-50 and plots, for the last SE block of each stage and all blocks of the last stage, the
+mean gate ``s`` (Eq. 3) per channel and class (Fig. 6) and its spread within a class (Fig. 7).
+
+* :func:`excitation_statistics` collects those statistics from any SE network and loader with
+  :func:`senet_core.capture_gates` (the gates of the forward pass that runs anyway).
+* :func:`last_block_of_each_stage` picks the blocks the paper plots.
+* :func:`reference_model` loads (training it first if needed) our reduced-scale stand-in for the
+  paper's model: the SE row of the Table 16 ablation, seed 0.
+* :func:`layerwise_summary` turns the statistics into the numbers behind the paper's three
+  observations (class-agnostic early, class-specific late, saturation in the last stage).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+from torch import nn
+
+from .se import capture_gates, se_modules
+
+# Fashion-MNIST's label names, in label order (Xiao et al. 2017, the dataset's README).
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                         "Sneaker", "Bag", "Ankle boot")
+
+# The experiment row whose trained model stands in for the paper's SE-ResNet-50 in Section 7.2.
+REFERENCE_EXPERIMENT, REFERENCE_ROW, REFERENCE_SEED = "table16_nosqueeze", "SE", 0
+
+
+def _stage_of(name: str) -> str:
+    # "layer3.5.se" -> "layer3": blocks of one stage share the top-level container they live in.
+    return name.split(".")[0]
+
+
+def last_block_of_each_stage(model: nn.Module) -> list[str]:
+    """The SE blocks Figs. 6-7 plot: the last SE block of every stage, and every block of the last stage.
+
+    A stage is the top-level child module an SE block lives in (``layer1`` ... ``layer4`` of the
+    ResNets), so for SE-ResNet-50 this gives SE_2_3, SE_3_4, SE_4_6, SE_5_1, SE_5_2, SE_5_3 in the
+    paper's naming: ``layer1.2.se``, ``layer2.3.se``, ``layer3.5.se``, ``layer4.{0,1,2}.se``.
+    """
+    stages: dict[str, list[str]] = {}
+    for name in se_modules(model):
+        stages.setdefault(_stage_of(name), []).append(name)
+    if not stages:
+        raise ValueError(f"{type(model).__name__} has no SE blocks")
+    groups = list(stages.values())
+    return [group[-1] for group in groups[:-1]] + groups[-1]
+
+
+def paper_block_name(name: str, model: nn.Module) -> str:
+    """The paper's ``SE_stageID_blockID`` name of a block (stages counted from 2, blocks from 1)."""
+    stages = list(dict.fromkeys(_stage_of(n) for n in se_modules(model)))
+    in_stage = [n for n in se_modules(model) if _stage_of(n) == _stage_of(name)]
+    return f"SE_{stages.index(_stage_of(name)) + 2}_{in_stage.index(name) + 1}"
+
+
+@torch.no_grad()
+def excitation_statistics(model: nn.Module, loader: Iterable, num_per_class: int = 50,
+                          blocks: Sequence[str] | None = None, device: str | torch.device = "cpu") -> dict:
+    """Per-class gate statistics of the SE blocks ``blocks`` (default: :func:`last_block_of_each_stage`).
+
+    ``loader`` yields ``(images, labels)`` batches, preprocessed as for evaluation. The first
+    ``num_per_class`` images of every class are kept, in loader order; iteration stops once every
+    class of the classifier (``model.fc.out_features`` when there is one) has them all. The model
+    runs in eval mode, one forward pass per batch.
+
+    Returns ``{block: {"classes": {label: {"gates": (N_c, C), "mean": (C,), "std": (C,), "n": N_c}},
+    "all": (C,)}}``, tensors on the CPU. ``std`` is the standard deviation over the images of the
+    class (0 for a single image); ``"all"`` is the mean over every kept image, i.e. the mean of the
+    class means weighted by their counts (the paper's reference over all classes). NoSqueeze gates,
+    which vary over positions, are averaged over H x W first.
+    """
+    device = torch.device(device)
+    available = se_modules(model)
+    names = list(blocks) if blocks is not None else last_block_of_each_stage(model)
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise ValueError(f"no SE block named {', '.join(missing)}; the model's SE blocks: "
+                         f"{', '.join(available)}")
+    num_classes = getattr(getattr(model, "fc", None), "out_features", None)
+    kept: dict[int, dict[str, list[torch.Tensor]]] = {}
+    counts: dict[int, int] = {}
+    was_training = model.training
+    model.eval().to(device)
+    try:
+        for images, labels in loader:
+            labels = labels.cpu()
+            take = []
+            for i, label in enumerate(labels.tolist()):
+                if counts.get(label, 0) < num_per_class:
+                    counts[label] = counts.get(label, 0) + 1
+                    take.append(i)
+            if take:
+                with capture_gates(model) as gates:
+                    model(images.to(device))
+                for name in names:
+                    g = gates[name].float().cpu()
+                    g = g.mean((2, 3)) if g.dim() == 4 else g
+                    for i in take:
+                        kept.setdefault(int(labels[i]), {}).setdefault(name, []).append(g[i])
+            if num_classes is not None and len(counts) == num_classes and \
+                    all(c >= num_per_class for c in counts.values()):
+                break
+    finally:
+        model.train(was_training)
+    if not kept:
+        raise ValueError("the loader yielded no images")
+    stats = {}
+    for name in names:
+        per_class, everything = {}, []
+        for label in sorted(kept):
+            g = torch.stack(kept[label][name])
+            std = g.std(0, unbiased=True) if len(g) > 1 else torch.zeros(g.shape[1])
+            per_class[label] = {"gates": g, "mean": g.mean(0), "std": std, "n": len(g)}
+            everything.append(g)
+        stats[name] = {"classes": per_class, "all": torch.cat(everything).mean(0)}
+    return stats
+
+
+def layerwise_summary(stats: dict, classes: Sequence[int] | None = None, model: nn.Module | None = None):
+    """The numbers behind Section 7.2's observations, one row per block (a pandas DataFrame).
+
+    * ``between-class spread``: the standard deviation over ``classes`` of the class-mean gate,
+      averaged over channels. Small = class-agnostic (the paper's early layers), large =
+      class-specific (its later layers).
+    * ``within-class std``: the standard deviation over a class's images, averaged over channels
+      and classes (Fig. 7's instance-level dynamics).
+    * ``mean gate`` and ``gates > 0.9``: the fraction of (image, channel) gates above 0.9;
+      near 1 means the block is saturated and acts almost as the identity (the paper's SE_5_2).
+    """
+    import pandas as pd
+
+    rows = []
+    for name, block in stats.items():
+        labels = list(classes) if classes is not None else sorted(block["classes"])
+        means = torch.stack([block["classes"][c]["mean"] for c in labels])
+        gates = torch.cat([block["classes"][c]["gates"] for c in labels])
+        row = {"block": name}
+        if model is not None:
+            row["paper name"] = paper_block_name(name, model)
+        row.update({
+            "channels": means.shape[1],
+            "between-class spread": float(means.std(0, unbiased=True).mean()) if len(labels) > 1 else 0.0,
+            "within-class std": float(torch.stack([block["classes"][c]["std"] for c in labels]).mean()),
+            "mean gate": float(gates.mean()),
+            "gates > 0.9": float((gates > 0.9).float().mean()),
+        })
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("block")
+
+
+def reference_run_dir(runs_dir: str | Path, profile_name: str) -> Path:
+    """Where ``run_experiment`` trains the reference SE model (row SE of Table 16, seed 0)."""
+    from .experiments import experiment, fingerprint, profile, row_recipe
+
+    exp, prof = experiment(REFERENCE_EXPERIMENT), profile(profile_name)
+    chosen, options = row_recipe(exp, exp.row(REFERENCE_ROW), prof)
+    return Path(runs_dir) / prof.name / f"{fingerprint(chosen, options, prof)}-seed{REFERENCE_SEED}"
+
+
+def reference_model(results_dir: str | Path = "results", runs_dir: str | Path = "runs/experiments",
+                    profile: str = "smoke", device: str = "cpu", data_dir: str | None = None) -> nn.Module:
+    """The trained reference SE model of the ablations (Table 16, row "SE", seed 0), in eval mode.
+
+    Loads ``runs_dir/<profile>/<fingerprint>-seed0/checkpoint.pt``; if it is not there, trains it
+    first with ``run_experiment("table16_nosqueeze", profile, seeds=[0])`` (which trains every row
+    of the table for that seed, and reuses any that are already done).
+    """
+    from .data import dataset_info
+    from .experiments import experiment, profile as get_profile, row_recipe, run_experiment
+    from .models import create_model
+    from .train import CHECKPOINT, resolve_device
+
+    exp, prof = experiment(REFERENCE_EXPERIMENT), get_profile(profile)
+    row = exp.row(REFERENCE_ROW)
+    checkpoint = reference_run_dir(runs_dir, profile) / CHECKPOINT
+    if not checkpoint.exists():
+        run_experiment(REFERENCE_EXPERIMENT, profile, results_dir=results_dir, runs_dir=runs_dir,
+                       device=device, seeds=[REFERENCE_SEED], data_dir=data_dir)
+    _, options = row_recipe(exp, row, prof)
+    info = dataset_info(prof.dataset)
+    model = create_model(row.model, num_classes=info.num_classes, in_chans=info.in_chans, **options)
+    target = resolve_device(device)
+    state = torch.load(checkpoint, map_location=target, weights_only=True)["model"]
+    model.load_state_dict(state)
+    return model.to(target).eval()
