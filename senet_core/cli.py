@@ -199,6 +199,20 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from .profile import profile_models
+
+    models = args.models or ["resnet50", "se_resnet50"]
+    baseline = args.baseline if args.baseline is not None else models[0]
+    size = (args.in_chans, args.input_size, args.input_size) if args.input_size else None
+    report = profile_models(models, baseline=baseline or None, mode=args.mode, batch_size=args.batch_size,
+                            input_size=size, device=args.device, amp=_amp(args.amp),
+                            channels_last=args.channels_last, compile=args.compile, warmup=args.warmup,
+                            repeats=args.repeats, threads=args.threads)
+    print(json.dumps(report.as_dict(), indent=1) if args.json else report.render())
+    return 0
+
+
 def _cmd_recipes(args: argparse.Namespace) -> int:
     from .recipes import list_recipes, recipe
 
@@ -334,6 +348,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="_build/executed", help="folder for the executed notebooks")
     p.add_argument("--force", action="store_true", help="re-run up-to-date notebooks too")
     p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("profile", help="paired latency / training-step timings, as ratios to a baseline (Section 4)",
+                       description="Time models paired in one process (round-robin, warm-up, median with "
+                                   "spread) and report ratios to a baseline: Section 4's CPU (batch 1) and "
+                                   "GPU (batch 256, forward+backward) timings on your hardware.")
+    p.add_argument("models", nargs="*", help="registered models (default: resnet50 se_resnet50)")
+    p.add_argument("--baseline", help="ratios relative to this model (default: the first; '' for none)")
+    p.add_argument("--mode", choices=("latency", "train"), default="latency",
+                   help="latency: forward in eval mode; train: forward+backward+SGD step")
+    p.add_argument("--batch-size", type=positive_int, default=1)
+    p.add_argument("--input-size", type=positive_int, help="height = width (default: each model's)")
+    p.add_argument("--in-chans", type=positive_int, default=3)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", choices=("bf16", "fp16", "none"), default="none")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeats", type=positive_int, default=20)
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_cmd_profile)
 
     p = sub.add_parser("recipes", help="list the training recipes", description="List the training recipes.")
     p.set_defaults(func=_cmd_recipes)

@@ -15,9 +15,11 @@ Every function takes its data explicitly, trains nothing, and returns the
 from __future__ import annotations
 
 import contextlib
+import io
 from typing import Iterator, Sequence
 
 import numpy as np
+from matplotlib.figure import Figure
 
 # One palette for the book: baseline grey-blue, SE orange, the SE part of diagrams light orange.
 BASELINE_COLOUR = "#4c72b0"
@@ -48,16 +50,28 @@ RC_PARAMS = {
 @contextlib.contextmanager
 def style() -> Iterator[None]:
     """The book's plotting style (:data:`RC_PARAMS`), applied inside a ``with`` block only."""
-    import matplotlib.pyplot as plt
+    import matplotlib
 
-    with plt.rc_context(RC_PARAMS):
+    with matplotlib.rc_context(RC_PARAMS):
         yield
 
 
-def _figure(nrows: int, ncols: int, size: tuple[float, float], **kwargs):
-    import matplotlib.pyplot as plt
+class BookFigure(Figure):
+    """A Figure outside pyplot that a notebook shows once, as a PNG, when a cell returns it.
 
-    fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False, **kwargs)
+    pyplot's inline backend would show a pyplot figure a second time at the end of the cell, and
+    would keep every figure in its registry.
+    """
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
+
+
+def _figure(nrows: int, ncols: int, size: tuple[float, float], **kwargs):
+    fig = BookFigure(figsize=size)
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kwargs)
     return fig, axes
 
 
@@ -215,5 +229,471 @@ def plot_training_curves(records: Sequence[dict], pairs: Sequence[tuple[str, str
             ax.set_ylabel("val top-1 error (%)" if metric == "val_top1_err" else metric)
             ax.legend()
         fig.suptitle(title or "Fig. 4: validation top-1 error of baselines and their SE counterparts")
+        fig.tight_layout()
+    return fig
+
+
+# ---- Fig. 1: the SE block (Section 3) ---------------------------------------------------------------
+def _slab(ax, x: float, y: float, colours: Sequence, depth: float = 1.2, height: float = 1.6,
+          width: float = 0.9, edge: str = "#333333") -> None:
+    """A feature map drawn as C stacked channel slices, front slice at (x, y), receding up-right."""
+    from matplotlib.patches import Polygon
+
+    n = len(colours)
+    dx, dy = depth / max(n, 1) * 0.8, depth / max(n, 1) * 0.6
+    for i in reversed(range(n)):
+        ox, oy = x + i * dx, y + i * dy
+        ax.add_patch(Polygon([(ox, oy), (ox + width, oy), (ox + width, oy + height), (ox, oy + height)],
+                             closed=True, facecolor=colours[i], edgecolor=edge, linewidth=0.3))
+
+
+def _strip(ax, x: float, y: float, colours: Sequence, length: float = 1.6, side: float = 0.28) -> None:
+    """A 1 x 1 x C vector drawn as a vertical strip of C cells."""
+    from matplotlib.patches import Rectangle
+
+    n = len(colours)
+    cell = length / n
+    for i, colour in enumerate(colours):
+        ax.add_patch(Rectangle((x, y + i * cell), side, cell, facecolor=colour, edgecolor="#333333",
+                               linewidth=0.3))
+
+
+def draw_se_block(gates=None, max_channels: int = 32):
+    """Fig. 1: a Squeeze-and-Excitation block, with the shapes of Eqs. 1-4.
+
+    ``X`` (H' x W' x C') -> ``F_tr`` -> ``U`` (H x W x C) -> ``F_sq`` (Eq. 2) -> 1 x 1 x C ->
+    ``F_ex`` (Eq. 3) -> 1 x 1 x C -> ``F_scale`` (Eq. 4) -> ``X~`` (H x W x C). With ``gates`` (a 1-D
+    array of real gate values ``s``, e.g. one image's from :func:`senet_core.capture_gates`), the
+    excitation strip and the output channels are coloured by them (channels beyond ``max_channels``
+    are left out of the drawing); without, the colours are illustrative only.
+    """
+    import matplotlib
+    from matplotlib import cm, colors as mcolors
+
+    with style():
+        cmap = matplotlib.colormaps["viridis"]
+        if gates is None:
+            n = 12
+            values = np.linspace(0.15, 0.95, n)[[3, 9, 1, 6, 11, 0, 8, 4, 10, 2, 7, 5]]
+            caption = "illustrative gate colours"
+        else:
+            values = _as_numpy(gates).ravel()
+            if values.size == 0:
+                raise ValueError("gates is empty")
+            caption = f"gate values s of a real SE block (C={values.size}" + (
+                f", first {max_channels} channels drawn)" if values.size > max_channels else ")")
+            values = values[:max_channels]
+            n = values.size
+        norm = mcolors.Normalize(0.0, 1.0)
+        gate_colours = [cmap(norm(v)) for v in values]
+        # U's channels get distinct neutral hues: F_tr's channels before any recalibration.
+        feature_colours = [matplotlib.colormaps["tab20c"](i % 20) for i in range(n)]
+        scaled = [mcolors.to_rgba(c, alpha=0.25 + 0.75 * float(v)) for c, v in zip(feature_colours, values)]
+
+        fig, axes = _figure(1, 1, (10, 3.4))
+        ax = axes[0, 0]
+        _slab(ax, 0.0, 0.6, ["#bbbbbb"] * 6, depth=0.9, height=1.4, width=0.8)
+        ax.text(0.6, 0.25, "X\nH'×W'×C'", ha="center", va="top", fontsize=9)
+        _arrow(ax, (1.8, 1.4), (2.8, 1.4))
+        ax.text(2.3, 1.55, r"$F_{tr}$", ha="center", fontsize=10)
+        _slab(ax, 3.0, 0.5, feature_colours)
+        ax.text(3.7, 0.25, "U\nH×W×C", ha="center", va="top", fontsize=9)
+        _arrow(ax, (5.2, 1.6), (6.1, 1.6))
+        ax.text(5.65, 1.75, r"$F_{sq}(\cdot)$", ha="center", fontsize=10)
+        _strip(ax, 6.3, 0.8, ["#dddddd"] * n)
+        ax.text(6.45, 0.55, "z\n1×1×C", ha="center", va="top", fontsize=9)
+        _arrow(ax, (6.8, 1.6), (7.8, 1.6))
+        ax.text(7.3, 1.75, r"$F_{ex}(\cdot,\mathbf{W})$", ha="center", fontsize=10)
+        _strip(ax, 8.0, 0.8, gate_colours)
+        ax.text(8.15, 0.55, "s\n1×1×C", ha="center", va="top", fontsize=9)
+        _arrow(ax, (8.5, 1.6), (9.4, 1.6))
+        ax.text(8.95, 1.75, r"$F_{scale}(\cdot,\cdot)$", ha="center", fontsize=10)
+        # U feeds F_scale too (Eq. 4 multiplies u_c by s_c).
+        _arrow(ax, (4.4, 2.6), (9.9, 2.6), connection="arc3,rad=-0.0", linestyle="--")
+        ax.plot([4.4, 4.4], [2.25, 2.6], color="#333333", linewidth=1.0, linestyle="--")
+        ax.plot([9.9, 9.9], [2.6, 2.2], color="#333333", linewidth=1.0, linestyle="--")
+        _slab(ax, 9.6, 0.5, scaled)
+        ax.text(10.3, 0.25, "X̃\nH×W×C", ha="center", va="top", fontsize=9)
+        ax.set_xlim(-0.4, 11.6)
+        ax.set_ylim(-0.6, 3.0)
+        _blank(ax)
+        sm = cm.ScalarMappable(norm=norm, cmap=cmap)
+        bar = fig.colorbar(sm, ax=ax, fraction=0.025, pad=0.01)
+        bar.set_label("gate $s_c$ (Eq. 3)")
+        ax.text(5.6, -0.55, caption, ha="center", fontsize=8, color="#555555")
+        ax.set_title("Fig. 1: A Squeeze-and-Excitation block")
+    return fig
+
+
+# ---- Figs. 2-3: a module traced from the code (Section 3.3) ------------------------------------------
+def _shape_text(shape: Sequence[int]) -> str:
+    """(N, C, H, W) -> 'H×W×C' and (N, C) -> '1×1×C', the paper's notation."""
+    if len(shape) == 4:
+        return f"{shape[2]}×{shape[3]}×{shape[1]}"
+    if len(shape) == 2:
+        return f"1×1×{shape[1]}"
+    return "×".join(map(str, shape[1:]))
+
+
+def _layer_text(module) -> str:
+    from torch import nn
+
+    if isinstance(module, nn.Conv2d):
+        k = "x".join(map(str, module.kernel_size))
+        extra = f", /{module.stride[0]}" if module.stride[0] > 1 else ""
+        extra += f", C={module.groups}" if module.groups > 1 else ""
+        return f"conv {k}, {module.out_channels}{extra}"
+    if isinstance(module, nn.Linear):
+        return "FC"
+    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+        kind = "max" if isinstance(module, nn.MaxPool2d) else "avg"
+        k = module.kernel_size if isinstance(module.kernel_size, int) else module.kernel_size[0]
+        s = module.stride if isinstance(module.stride, int) else module.stride[0]
+        return f"{kind} pool {k}x{k}" + (f", /{s}" if s > 1 else "")
+    if isinstance(module, nn.BatchNorm2d):
+        return "BN"
+    return type(module).__name__
+
+
+def _se_steps(gate, u_shape: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]]]:
+    """The steps of an SE (or NoSqueeze) block on an input of ``u_shape``, from its parameters.
+
+    The block computes its squeeze, FCs and ReLU as tensor functions rather than module calls (see
+    ``SEBlock.excite``), so hooks cannot see them; their sizes are read off the block instead.
+    """
+    from .se import NoSqueeze
+
+    n, c = u_shape[0], u_shape[1]
+    hidden = gate.fc1.weight.shape[0]
+    name = type(gate.gate).__name__
+    if isinstance(gate, NoSqueeze):   # Table 16: 1x1 convs at every position, no pooling
+        h, w = u_shape[2:]
+        return [(f"conv 1x1, {hidden}", (n, hidden, h, w)), ("ReLU", (n, hidden, h, w)),
+                (f"conv 1x1, {c}", (n, c, h, w)), (name, (n, c, h, w))]
+    pool = "global max pooling" if getattr(gate, "squeeze", "avg") == "max" else "global pooling"
+    return [(pool, (n, c)), ("FC", (n, hidden)), ("ReLU", (n, hidden)), ("FC", (n, c)), (name, (n, c))]
+
+
+def trace_module(block, input_shape: Sequence[int]) -> list[dict]:
+    """One forward pass of ``block`` on zeros of ``input_shape``, with hooks on every leaf layer.
+
+    Returns the calls in order: ``{"name", "layer", "shape", "part", "parent"}`` where ``part`` is
+    ``"se"`` (a step of an SE block: squeeze, FC, ReLU, FC, gate; read off the block, see
+    :func:`_se_steps`), ``"identity"`` (a projection shortcut: ``downsample`` or ``shortcut``) or
+    ``"main"``, and ``parent`` the index of the call that produced this call's input (-1 for the
+    block input, None when it came from an operation that is not a module, such as a
+    concatenation or the SE block's scaling).
+    """
+    import torch
+
+    from .se import GATED_MODULES
+
+    shape = tuple(input_shape)
+    if len(shape) == 3:
+        shape = (1,) + shape
+    gated = {name for name, m in block.named_modules() if isinstance(m, GATED_MODULES)}
+    calls: list[dict] = []
+    outputs: list = []
+    handles = []
+    x = torch.zeros(shape)
+
+    def inside_se(name: str) -> bool:
+        return any(name.startswith(g + ".") for g in gated)
+
+    def part_of(name: str) -> str:
+        return "identity" if name.split(".")[0] in ("downsample", "shortcut") else "main"
+
+    def record_gate(module, inputs, output, name):
+        for layer, step_shape in _se_steps(module, tuple(inputs[0].shape)):
+            calls.append({"name": name, "layer": layer, "shape": step_shape, "part": "se", "parent": None})
+            outputs.append(None)
+
+    def record(module, inputs, output, name):
+        source = inputs[0] if inputs else None
+        parent = -1 if source is x else None
+        for i in reversed(range(len(outputs))):
+            if outputs[i] is source:
+                parent = i
+                break
+        calls.append({"name": name, "layer": _layer_text(module), "shape": tuple(output.shape),
+                      "part": part_of(name), "parent": parent})
+        outputs.append(output)
+
+    for name, module in block.named_modules():
+        if name in gated:
+            handles.append(module.register_forward_hook(
+                lambda m, i, o, name=name: record_gate(m, i, o, name)))
+        elif not inside_se(name) and not any(True for _ in module.children()):
+            handles.append(module.register_forward_hook(lambda m, i, o, name=name: record(m, i, o, name)))
+    was_training = block.training
+    block.eval()
+    try:
+        with torch.no_grad():
+            block(x)
+    finally:
+        block.train(was_training)
+        for h in handles:
+            h.remove()
+    return calls
+
+
+def draw_module(block, input_shape: Sequence[int], title: str | None = None):
+    """Figs. 2-3 drawn from the code: the leaf layers of ``block`` in call order, with output shapes.
+
+    ``block`` is one module (e.g. ``create_model("se_resnet50").layer1[0]`` or
+    ``create_model("se_bn_inception").inception3a``), ``input_shape`` its input, (C, H, W) or
+    (N, C, H, W). Parallel branches (Inception) become columns; the SE block's layers are
+    highlighted, with its pooling (Eq. 2) and scale (Eq. 4) added, since they are tensor
+    operations rather than modules; a residual block gets its identity path and addition.
+    """
+    from .se import GATED_MODULES
+
+    calls = trace_module(block, input_shape)
+    se_blocks = [m for m in block.modules() if isinstance(m, GATED_MODULES)]
+    residual = hasattr(block, "downsample") or hasattr(block, "shortcut")
+    first_se = next((i for i, c in enumerate(calls) if c["part"] == "se"), len(calls))
+    last_se = max((i for i, c in enumerate(calls) if c["part"] == "se"), default=len(calls) - 1)
+    head = [i for i, c in enumerate(calls[:first_se]) if c["part"] == "main"]
+    identity = [i for i, c in enumerate(calls) if c["part"] == "identity"]
+    tail = [i for i, c in enumerate(calls) if i > last_se and c["part"] == "main"]
+    # Split the head into chains: a call starts a new chain when its input is the block's input,
+    # a non-module result, or an output another call already continued (a fork).
+    chains: list[list[int]] = []
+    continued: set[int] = set()
+    for i in head:
+        parent = calls[i]["parent"]
+        extend = next((ch for ch in chains if parent is not None and parent >= 0 and ch[-1] == parent
+                       and parent not in continued), None)
+        if extend is not None:
+            extend.append(i)
+            continued.add(parent)
+        else:
+            chains.append([i])
+    depth = max((len(c) for c in chains), default=0)
+    columns = max(len(chains), 1)
+    step, col_w = 0.85, 2.5
+    kind = "SE-ResNet module" if residual else "SE-Inception module" if len(chains) > 1 else "SE module"
+    if not se_blocks:
+        kind = kind.replace("SE-", "").replace("SE module", "module")
+    fig_title = title or (f"Fig. {3 if residual else 2}: {kind} "
+                          f"(traced from {type(block).__name__})")
+
+    with style():
+        fig, axes = _figure(1, 1, (5, 5))
+        ax = axes[0, 0]
+        centre = 0.0
+        y = 0.0
+        in_text = _shape_text((1,) + tuple(input_shape)[-3:])
+        _box(ax, centre, y, f"X  {in_text}", width=2.2, fill="white")
+        top = y
+        y -= step
+        xs = [centre + (k - (columns - 1) / 2) * col_w for k in range(columns)]
+        ends, concat_shape = [], None
+        for x_col, chain in zip(xs, chains):
+            yy = y
+            previous = (centre, top - 0.28)
+            for i in chain:
+                c = calls[i]
+                _box(ax, x_col, yy, f"{c['layer']}\n{_shape_text(c['shape'])}", width=2.2, fontsize=7)
+                _arrow(ax, previous, (x_col, yy + 0.28))
+                previous = (x_col, yy - 0.28)
+                yy -= step
+            ends.append(previous)
+        y -= depth * step
+        if len(chains) > 1:
+            channels = sum(calls[ch[-1]]["shape"][1] for ch in chains)
+            spatial = calls[chains[0][-1]]["shape"]
+            _box(ax, centre, y, f"concatenate\n{_shape_text((1, channels) + tuple(spatial[2:]))}",
+                 width=2.2, fontsize=7)
+            # Route each branch straight down to just above the concatenation, then into it.
+            for end in ends:
+                ax.plot([end[0], end[0]], [end[1], y + 0.55], color="#333333", linewidth=1.0)
+                _arrow(ax, (end[0], y + 0.55), (centre + (end[0] - centre) * 0.25, y + 0.28))
+            ends = [(centre, y - 0.28)]
+            concat_shape = (1, channels) + tuple(spatial[2:])
+            y -= step
+        previous = ends[0] if ends else (centre, top - 0.28)
+        u_shape = concat_shape if len(chains) > 1 else calls[head[-1]]["shape"] if head else None
+        if se_blocks:
+            se_calls = [c for c in calls if c["part"] == "se"]
+            channels = se_calls[-1]["shape"][1]
+            spatial = u_shape[2:] if u_shape is not None and len(u_shape) == 4 else (1, 1)
+            entries = [(c["layer"], _shape_text(c["shape"])) for c in se_calls]
+            entries.append(("scale", f"{spatial[0]}×{spatial[1]}×{channels}"))
+            se_top = y + 0.4
+            for label, shape_text in entries:
+                _box(ax, centre, y, f"{label}\n{shape_text}", width=2.2, fill=SE_FILL, edge=SE_COLOUR,
+                     fontsize=7)
+                _arrow(ax, previous, (centre, y + 0.28))
+                previous = (centre, y - 0.28)
+                y -= step
+            ax.text(centre + 1.25, (se_top + y + step - 0.4) / 2, "SE block", rotation=90, ha="left",
+                    va="center", fontsize=8, color=SE_COLOUR)
+            # The scale also reads U (Eq. 4): a dashed line from U to the scale box.
+            ax.plot([centre - 1.1, centre - 1.35, centre - 1.35, centre - 1.1],
+                    [se_top, se_top, y + step, y + step], color=SE_COLOUR, linewidth=0.8, linestyle="--")
+        if residual:
+            x_id = min(xs) - 2.3
+            ax.plot([centre - 1.1, x_id], [top, top], color=IDENTITY_COLOUR, linewidth=1.0)
+            y_id = top
+            if identity:
+                mid = (top + y) / 2
+                ax.plot([x_id, x_id], [top, mid + 0.28], color=IDENTITY_COLOUR, linewidth=1.0)
+                label = "\n".join(calls[i]["layer"] for i in identity) + "\n" + \
+                    _shape_text(calls[identity[-1]]["shape"])
+                _box(ax, x_id, mid, label, width=1.6, height=0.28 * (len(identity) + 1), fontsize=6)
+                y_id = mid - 0.14 * (len(identity) + 1)
+            ax.plot([x_id, x_id], [y_id, y], color=IDENTITY_COLOUR, linewidth=1.0)
+            _arrow(ax, (x_id, y), (centre - 0.2, y), colour=IDENTITY_COLOUR)
+            ax.text(x_id - 0.1, y + 0.8, "identity", rotation=90, ha="right", va="bottom",
+                    fontsize=7, color=IDENTITY_COLOUR)
+            _arrow(ax, previous, (centre, y + 0.2))
+            _circle(ax, centre, y, "+")
+            previous = (centre, y - 0.2)
+            y -= step
+        for i in tail:
+            c = calls[i]
+            _box(ax, centre, y, f"{c['layer']}\n{_shape_text(c['shape'])}", width=2.2, fontsize=7)
+            _arrow(ax, previous, (centre, y + 0.28))
+            previous = (centre, y - 0.28)
+            y -= step
+        if tail:
+            out_shape = calls[tail[-1]]["shape"]
+        elif se_blocks and u_shape is not None:
+            out_shape = u_shape
+        else:
+            out_shape = calls[head[-1]]["shape"] if head else None
+        _arrow(ax, previous, (centre, y + 0.28))
+        _box(ax, centre, y, "X̃" + (f"  {_shape_text(out_shape)}" if out_shape else ""), width=2.2,
+             fill="white")
+        left = min(xs) - 1.3 - (2.1 if residual else 0)
+        right = max(max(xs) + 1.3, centre + 1.7)
+        ax.set_xlim(left, right)
+        ax.set_ylim(y - 0.5, top + 0.5)
+        _blank(ax)
+        ax.set_title(fig_title)
+        # Equal aspect: size the figure to the drawing so that no band of white surrounds it.
+        inch = 0.62
+        fig.set_size_inches(max((right - left) * inch, 5.0), (top - y + 1.0) * inch + 0.5)
+        fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.45 / ((top - y + 1.0) * inch + 0.5))
+    return fig
+
+
+# ---- Figs. 6-8: the role of excitation (Section 7.2) -------------------------------------------------
+def _class_names(classes) -> dict:
+    if isinstance(classes, dict):
+        return dict(classes)
+    return {c: str(c) for c in classes}
+
+
+def _sampled_channels(count: int, channels: int) -> np.ndarray:
+    # "50 uniformly sampled channels": evenly spaced indices, so the choice is deterministic.
+    if count <= channels:
+        return np.arange(count)
+    return np.unique(np.linspace(0, count - 1, channels).round().astype(int))
+
+
+def _panel_grid(n: int, ncols: int = 3, panel: tuple[float, float] = (3.6, 2.6)):
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = _figure(nrows, ncols, (panel[0] * ncols, panel[1] * nrows + 0.6))
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _panel_title(index: int, block: str, names: dict | None) -> str:
+    label = names.get(block, block) if names else block
+    return f"({chr(ord('a') + index)}) {label}"
+
+
+def plot_excitations(stats: dict, classes, blocks: Sequence[str], channels: int = 50,
+                     names: dict | None = None, title: str | None = None):
+    """Fig. 6: mean excitation per channel for each class, and over all classes, at several depths.
+
+    ``stats`` comes from :func:`senet_core.role_of_se.excitation_statistics`; ``classes`` is a
+    sequence of labels or a ``{label: name}`` dict; ``blocks`` the SE blocks to plot (one panel
+    each); ``names`` optional display names (``{"layer1.2.se": "SE_2_3"}``). The first
+    ``channels`` channels are shown, or that many evenly spaced ones when a block has more.
+    """
+    class_names = _class_names(classes)
+    with style():
+        fig, axes = _panel_grid(len(blocks))
+        for k, (ax, block) in enumerate(zip(axes, blocks)):
+            entry = stats[block]
+            idx = _sampled_channels(len(entry["all"]), channels)
+            x = np.arange(len(idx))
+            for j, (label, name) in enumerate(class_names.items()):
+                mean = _as_numpy(entry["classes"][label]["mean"])[idx]
+                ax.plot(x, mean, color=CLASS_COLOURS[j % len(CLASS_COLOURS)], label=name, linewidth=1.0)
+            ax.plot(x, _as_numpy(entry["all"])[idx], color="black", linestyle="--", linewidth=1.0,
+                    label="all")
+            ax.set_ylim(0, 1.02)
+            ax.set_title(_panel_title(k, block, names))
+            ax.set_xlabel("channel index" + (" (sampled)" if len(idx) < len(entry["all"]) else ""))
+            ax.set_ylabel("activation")
+        axes[0].legend(loc="lower left", ncol=2)
+        fig.suptitle(title or "Fig. 6: activations induced by excitation in different modules")
+        fig.tight_layout()
+    return fig
+
+
+def plot_excitation_spread(stats: dict, classes, blocks: Sequence[str], channels: int = 50,
+                           names: dict | None = None, title: str | None = None):
+    """Fig. 7: per channel, the mean excitation over a class's images with a +/- 1 std band.
+
+    Arguments as :func:`plot_excitations`; the paper shows two classes (goldfish, plane).
+    """
+    class_names = _class_names(classes)
+    with style():
+        fig, axes = _panel_grid(len(blocks))
+        for k, (ax, block) in enumerate(zip(axes, blocks)):
+            entry = stats[block]
+            idx = _sampled_channels(len(entry["all"]), channels)
+            x = np.arange(len(idx))
+            for j, (label, name) in enumerate(class_names.items()):
+                c = entry["classes"][label]
+                mean, std = _as_numpy(c["mean"])[idx], _as_numpy(c["std"])[idx]
+                colour = CLASS_COLOURS[j % len(CLASS_COLOURS)]
+                ax.plot(x, mean, color=colour, label=f"{name} (n={c['n']})", linewidth=1.0)
+                ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.2, linewidth=0)
+            ax.set_ylim(0, 1.02)
+            ax.set_title(_panel_title(k, block, names))
+            ax.set_xlabel("channel index" + (" (sampled)" if len(idx) < len(entry["all"]) else ""))
+            ax.set_ylabel("activation")
+        axes[0].legend(loc="lower left")
+        fig.suptitle(title or "Fig. 7: activations induced by excitation, mean and std within a class")
+        fig.tight_layout()
+    return fig
+
+
+def show_samples(images, labels, class_names, per_class: int = 3, title: str | None = None):
+    """Fig. 8: example images, one column per class (in order of first appearance in ``labels``).
+
+    ``images`` is (N, H, W), (N, 1, H, W) or (N, 3, H, W), uint8 or float; ``class_names`` a
+    ``{label: name}`` dict or a sequence indexed by label.
+    """
+    images = _as_numpy(images)
+    labels = [int(v) for v in _as_numpy(labels).ravel()]
+    if images.ndim == 4:
+        images = images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
+    names = class_names if isinstance(class_names, dict) else dict(enumerate(class_names))
+    order = list(dict.fromkeys(labels))
+    if not order:
+        raise ValueError("no images to show")
+    by_class = {c: [i for i, v in enumerate(labels) if v == c][:per_class] for c in order}
+    rows = max(len(v) for v in by_class.values())
+    scale = 255.0 if images.max() > 1.0 else 1.0
+    with style():
+        fig, axes = _figure(rows, len(order), (1.6 * len(order), 1.6 * rows + 0.5))
+        for j, c in enumerate(order):
+            for r in range(rows):
+                ax = axes[r, j]
+                ax.axis("off")
+                if r < len(by_class[c]):
+                    ax.imshow(images[by_class[c][r]] / scale, cmap="gray", vmin=0, vmax=1)
+            axes[0, j].set_title(f"({chr(ord('a') + j)}) {names.get(c, c)}")
+        fig.suptitle(title or "Fig. 8: sample images from the classes used in Figs. 6-7")
         fig.tight_layout()
     return fig

@@ -108,5 +108,9 @@ def provenance_label(records: Sequence[dict]) -> str:
     seeds = sorted({r["seed"] for r in records})
     span = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
     return (f"measured: {p['profile']} profile, {p['dataset']} ({p.get('train_images', '?')} train / "
-            f"{p.get('val_images', '?')} val images, {p.get('epochs', '?')} epochs), {p['device']}, torch "
+            f"{p.get('val_images', '?')} val images, {_epochs(p.get('epochs'))}), {p['device']}, torch "
             f"{p['torch']}, commit {', '.join(commits)}, {span}, seeds {', '.join(map(str, seeds))}")
+
+
+def _epochs(n) -> str:
+    return "? epochs" if n is None else f"{n} epoch" + ("" if n == 1 else "s")

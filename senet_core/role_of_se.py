@@ -131,6 +131,9 @@ def layerwise_summary(stats: dict, classes: Sequence[int] | None = None, model: 
       and classes (Fig. 7's instance-level dynamics).
     * ``mean gate`` and ``gates > 0.9``: the fraction of (image, channel) gates above 0.9;
       near 1 means the block is saturated and acts almost as the identity (the paper's SE_5_2).
+    * ``between-class correlation``: the mean Pearson correlation, over pairs of classes, of
+      their class-mean gate curves: near 1 with a non-zero spread is the paper's "same shape,
+      different scale" (SE_5_3).
     """
     import pandas as pd
 
@@ -149,38 +152,53 @@ def layerwise_summary(stats: dict, classes: Sequence[int] | None = None, model: 
             "mean gate": float(gates.mean()),
             "gates > 0.9": float((gates > 0.9).float().mean()),
         })
+        if len(labels) > 1:
+            corr = torch.corrcoef(means)
+            off = corr[~torch.eye(len(labels), dtype=torch.bool)]
+            row["between-class correlation"] = float(off.nan_to_num(1.0).mean())
         rows.append(row)
     return pd.DataFrame(rows).set_index("block")
 
 
-def reference_run_dir(runs_dir: str | Path, profile_name: str) -> Path:
-    """Where ``run_experiment`` trains the reference SE model (row SE of Table 16, seed 0)."""
-    from .experiments import experiment, fingerprint, profile, row_recipe
+def _profile(profile_name: str, epochs: int | None):
+    from dataclasses import replace
 
-    exp, prof = experiment(REFERENCE_EXPERIMENT), profile(profile_name)
+    from .experiments import profile
+
+    prof = profile(profile_name)
+    return prof if epochs is None else replace(prof, epochs=epochs)
+
+
+def reference_run_dir(runs_dir: str | Path, profile_name: str, epochs: int | None = None) -> Path:
+    """Where ``run_experiment`` trains the reference SE model (row SE of Table 16, seed 0)."""
+    from .experiments import experiment, fingerprint, row_recipe
+
+    exp, prof = experiment(REFERENCE_EXPERIMENT), _profile(profile_name, epochs)
     chosen, options = row_recipe(exp, exp.row(REFERENCE_ROW), prof)
     return Path(runs_dir) / prof.name / f"{fingerprint(chosen, options, prof)}-seed{REFERENCE_SEED}"
 
 
 def reference_model(results_dir: str | Path = "results", runs_dir: str | Path = "runs/experiments",
-                    profile: str = "smoke", device: str = "cpu", data_dir: str | None = None) -> nn.Module:
+                    profile: str = "smoke", device: str = "cpu", data_dir: str | None = None,
+                    epochs: int | None = None) -> nn.Module:
     """The trained reference SE model of the ablations (Table 16, row "SE", seed 0), in eval mode.
 
     Loads ``runs_dir/<profile>/<fingerprint>-seed0/checkpoint.pt``; if it is not there, trains it
     first with ``run_experiment("table16_nosqueeze", profile, seeds=[0])`` (which trains every row
-    of the table for that seed, and reuses any that are already done).
+    of the table for that seed, and reuses any that are already done). ``epochs`` overrides the
+    profile's, as in ``run_experiment``.
     """
     from .data import dataset_info
-    from .experiments import experiment, profile as get_profile, row_recipe, run_experiment
+    from .experiments import experiment, row_recipe, run_experiment
     from .models import create_model
     from .train import CHECKPOINT, resolve_device
 
-    exp, prof = experiment(REFERENCE_EXPERIMENT), get_profile(profile)
+    exp, prof = experiment(REFERENCE_EXPERIMENT), _profile(profile, epochs)
     row = exp.row(REFERENCE_ROW)
-    checkpoint = reference_run_dir(runs_dir, profile) / CHECKPOINT
+    checkpoint = reference_run_dir(runs_dir, profile, epochs) / CHECKPOINT
     if not checkpoint.exists():
         run_experiment(REFERENCE_EXPERIMENT, profile, results_dir=results_dir, runs_dir=runs_dir,
-                       device=device, seeds=[REFERENCE_SEED], data_dir=data_dir)
+                       device=device, seeds=[REFERENCE_SEED], epochs=epochs, data_dir=data_dir)
     _, options = row_recipe(exp, row, prof)
     info = dataset_info(prof.dataset)
     model = create_model(row.model, num_classes=info.num_classes, in_chans=info.in_chans, **options)
@@ -188,3 +206,88 @@ def reference_model(results_dir: str | Path = "results", runs_dir: str | Path = 
     state = torch.load(checkpoint, map_location=target, weights_only=True)["model"]
     model.load_state_dict(state)
     return model.to(target).eval()
+
+
+def observations(summary, spread_ratio: float = 1.5, saturated: float = 0.5) -> list[str]:
+    """The paper's three Section 7.2 observations checked against ``layerwise_summary`` (sentences).
+
+    Early vs late: the between-class spread of the last-stage blocks against the first block's
+    (agreement needs a ratio above ``spread_ratio``). Saturation: the largest share of gates above
+    0.9 in a last-stage block (agreement needs more than ``saturated``). Scale: the correlation of
+    the class curves in the last block.
+    """
+    blocks = list(summary.index)
+    stage = _stage_of(blocks[-1])
+    late = [b for b in blocks if _stage_of(b) == stage]
+    first = blocks[0]
+    name = (lambda b: f"{b} ({summary.loc[b, 'paper name']})") if "paper name" in summary else str
+    early_spread = float(summary.loc[first, "between-class spread"])
+    late_spread = float(summary.loc[late, "between-class spread"].mean())
+    ratio = late_spread / early_spread if early_spread > 0 else float("inf")
+    agree = "agrees" if ratio > spread_ratio else "does not agree"
+    lines = [f"Class-agnostic early, class-specific late: the spread between class means is "
+             f"{early_spread:.3g} at {name(first)} and {late_spread:.3g} on average in the last stage "
+             f"(ratio {ratio:.1f}); ours {agree} with the paper (threshold: ratio > {spread_ratio})."]
+    share = summary.loc[late, "gates > 0.9"]
+    top = share.idxmax()
+    agree = "agrees" if float(share.max()) > saturated else "does not agree"
+    lines.append(f"Saturation in the last stage: at most {float(share.max()):.1%} of the gates exceed 0.9 "
+                 f"(in {name(top)}; mean gate there {float(summary.loc[top, 'mean gate']):.3f}); ours {agree} "
+                 f"with the paper's saturated SE_5_2 (threshold: more than {saturated:.0%}).")
+    if "between-class correlation" in summary:
+        corr = float(summary.loc[blocks[-1], "between-class correlation"])
+        lines.append(f"Same shape up to scale in the last block: the class curves of {name(blocks[-1])} have a "
+                     f"mean pairwise correlation of {corr:.2f} (1 = identical shape).")
+    return lines
+
+
+def trace_se_block(model: nn.Module, block: str, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The tensors of Section 3 around one SE block, from a single forward pass of ``model``.
+
+    ``block`` names a module that holds an SE block as ``.se`` (e.g. ``"layer1.0"``). Returns
+    ``X`` (the unit's input), ``U`` (what the SE block gates: the output of F_tr), ``s`` (the gate,
+    Eq. 3), ``W1``, ``W2`` (the excitation weights, biases in ``b1``, ``b2`` when present) and ``out``
+    (the unit's output), so that Eqs. 2-4 can be checked against the code.
+    """
+    unit = model.get_submodule(block)
+    se = unit.se
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [unit.register_forward_hook(lambda m, i, o: seen.update(X=i[0].detach().clone(), out=o.detach())),
+             se.register_forward_hook(lambda m, i, o: seen.update(U=i[0].detach().clone()))]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), capture_gates(model) as gates:
+            model(images)
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    name = next(n for n, m in se_modules(model).items() if m is se)
+    traced = {**seen, "s": gates[name], "W1": se.fc1.weight.detach(), "W2": se.fc2.weight.detach()}
+    if se.fc1.bias is not None:
+        traced.update(b1=se.fc1.bias.detach(), b2=se.fc2.bias.detach())
+    return traced
+
+
+def sample_images(classes: Sequence[int], per_class: int = 3, data_dir: str | None = None):
+    """The first ``per_class`` Fashion-MNIST validation images of each class (Fig. 8), uint8."""
+    from .data import read_fashion_mnist
+
+    val = read_fashion_mnist(data_dir)["val"]
+    index = torch.cat([(val.labels == c).nonzero().flatten()[:per_class] for c in classes])
+    return val.images[index], val.labels[index]
+
+
+def nosqueeze_vs_se(records: Sequence[dict]) -> dict:
+    """Section 7.1's comparison: NoSqueeze error minus SE error over the seeds both have.
+
+    Positive = SE is better, as in the paper (22.93 vs 22.28 top-1). Uses
+    :func:`senet_core.results.paired_difference` (mean, 95 % interval, verdict).
+    """
+    from .results import paired_difference
+
+    def errors(row: str) -> dict[int, float]:
+        return {r["seed"]: r["metrics"]["top1_err"] for r in records if r["row"] == row}
+
+    return paired_difference(errors("NoSqueeze"), errors("SE"))

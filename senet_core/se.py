@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 SQUEEZE_OPERATORS = ("avg", "max", "none")
@@ -52,6 +53,16 @@ def hidden_width(channels: int, reduction: int, divisor: int | None = None) -> i
     if divisor:
         width = max(divisor, -(-width // divisor) * divisor)
     return width
+
+
+def _linear(x: torch.Tensor, layer: nn.Linear, scale: float = 1.0) -> torch.Tensor:
+    """``layer(scale * x)`` as one matrix product: ``scale`` is the GEMM's alpha, so no extra pass
+    over ``x`` and no extra operator call (the squeeze's 1/(H W) of Eq. 2 goes here)."""
+    if scale == 1.0:
+        return F.linear(x, layer.weight, layer.bias)
+    if layer.bias is None:
+        return F.linear(x, layer.weight).mul_(scale)
+    return torch.addmm(layer.bias, x, layer.weight.t(), alpha=scale)
 
 
 def _gate(excitation: str) -> nn.Module:
@@ -92,14 +103,27 @@ class SEBlock(nn.Module):
 
     def excite(self, u: torch.Tensor) -> torch.Tensor:
         """The gate ``s`` of Eq. 3 for a feature map ``u`` of shape (N, C, H, W); shape (N, C)."""
-        # Squeeze (Eq. 2) as a reduction over H, W: no pooling module, no (N, C, 1, 1) copy.
-        z = u.mean((2, 3)) if self.squeeze == "avg" else u.amax((2, 3))
-        return self.gate(self.fc2(self.relu(self.fc1(z))))
+        # Squeeze (Eq. 2) as a reduction over H, W: no pooling module, no (N, C, 1, 1) copy. At batch
+        # 1 on a CPU the gate's cost is operator count and reading the FC weights, not arithmetic:
+        # for an average, the division by H*W rides in fc1's matrix product (see _linear), and
+        # the FCs and the ReLU are called as functions, not modules (same parameters, fewer calls).
+        if self.squeeze == "max":
+            z, scale = u.amax((2, 3)), 1.0
+        elif u.dtype in (torch.float32, torch.float64):
+            z, scale = u.sum((2, 3)), 1.0 / (u.shape[2] * u.shape[3])
+        else:
+            # A half-precision sum over a 56x56 map can overflow where the mean cannot.
+            z, scale = u.mean((2, 3)), 1.0
+        hidden = torch.relu_(_linear(z, self.fc1, scale))
+        # The gate stays a module call: capture_gates hooks it to record s.
+        return self.gate(_linear(hidden, self.fc2))
 
     def forward(self, u: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        s = self.excite(u)[:, :, None, None]
+        s = self.excite(u)
+        s = s.view(s.shape[0], s.shape[1], 1, 1)
         if residual is None:
             return u * s
+        # Eq. 4 and the residual addition in one pass over the activation (Caffe's "Axpy").
         return torch.addcmul(residual, u, s)
 
     def extra_repr(self) -> str:

@@ -1,6 +1,5 @@
 """`senet reproduce`: papermill with a profile's parameters, resumable, failures summarised."""
-import json
-import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -59,7 +58,7 @@ def test_only_and_bad_arguments(book):
 
 
 def test_the_books_chapters_are_found_in_paper_order():
-    names = [p.stem for p in chapter_notebooks(".")]
+    names = [p.stem for p in chapter_notebooks(Path(__file__).resolve().parents[1])]
     assert names == sorted(names) and names[0].startswith("01_")
 
 

@@ -1,0 +1,85 @@
+"""Experiments as data: every row valid, runs resumable and shared, records with provenance, paper-vs-ours tables."""
+from dataclasses import replace
+
+import pytest
+
+from senet_core import create_model
+from senet_core.experiments import (experiment, experiment_table, fingerprint, list_experiments, profile,
+                                    row_recipe, run_experiment)
+from senet_core.results import load_records, paired_difference, provenance_label
+
+
+@pytest.mark.parametrize("name", list_experiments())
+def test_every_row_builds_and_names_a_real_paper_row(name):
+    exp = experiment(name)
+    labels = [r.label for r in exp.rows]
+    assert len(set(labels)) == len(labels)
+    assert name.startswith(f"table{exp.paper_table:02d}_")
+    for row in exp.rows:
+        chosen, options = row_recipe(exp, row, profile("smoke"))
+        create_model(row.model, num_classes=10, in_chans=1, **options)        # options are valid
+        if row.paper_value is not None:
+            assert row.paper_number() is not None, f"{name}/{row.label}: no paper number"
+        if row.baseline is not None:
+            assert row.baseline in labels
+            assert exp.row(row.baseline).model == row.model.removeprefix("se_") or not row.model.startswith("se_")
+
+
+def test_one_recipe_per_experiment_and_the_ablation_protocol():
+    exp = experiment("table10_reduction_ratio")
+    recipes = {replace(row_recipe(exp, r, profile("cpu"))[0], model="") for r in exp.rows}
+    assert len(recipes) == 1                                     # identical recipe for baseline and SE
+    chosen, options = row_recipe(exp, exp.row("r = 8"), profile("cpu"))
+    assert options["se_bias"] is False and chosen.label_smoothing == 0.1 and options["reduction"] == 8
+    _, base_options = row_recipe(exp, exp.row("no SE"), profile("cpu"))
+    assert "se_bias" not in base_options
+
+
+def test_identical_rows_of_different_tables_share_a_fingerprint():
+    a = experiment("table15_se_3x3")
+    b = experiment("table16_nosqueeze")
+    prof = profile("cpu")
+    assert fingerprint(*row_recipe(a, a.row("SE"), prof), prof) == fingerprint(*row_recipe(b, b.row("SE"), prof), prof)
+    assert fingerprint(*row_recipe(a, a.row("SE"), prof), prof) != fingerprint(*row_recipe(a, a.row("SE 3x3"), prof), prof)
+
+
+def test_run_records_resume_and_table(tmp_path):
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    records = run_experiment("table15_se_3x3", "smoke", results_dir=results, runs_dir=runs, device="cpu")
+    assert [r["row"] for r in records] == ["SE", "SE 3x3", "no SE"]
+    for r in records:
+        assert {"experiment", "config", "seed", "metrics", "provenance"} <= set(r)
+        assert r["provenance"]["profile"] == "smoke" and r["provenance"]["dataset"] == "fashion_mnist"
+        assert len(r["metrics"]["curve"]) == 1 and 0 <= r["metrics"]["top1_err"] <= 100
+    stamps = {p: p.stat().st_mtime_ns for p in results.rglob("*.json")}
+    again = run_experiment("table15_se_3x3", "smoke", results_dir=results, runs_dir=runs, device="cpu")
+    assert again == records and {p: p.stat().st_mtime_ns for p in results.rglob("*.json")} == stamps
+    # Table 16 shares "SE" and "no SE" with Table 15: only NoSqueeze trains.
+    before = len(list((runs / "smoke").iterdir()))
+    run_experiment("table16_nosqueeze", "smoke", results_dir=results, runs_dir=runs, device="cpu")
+    assert len(list((runs / "smoke").iterdir())) == before + 1
+    table = experiment_table("table15_se_3x3", results, "smoke")
+    assert table.loc["SE 3x3", "paper top-1 err (%)"] == 22.48
+    assert table.loc["SE", "verdict"] == "one seed"
+    assert "smoke profile, fashion_mnist (256 train / 256 val images, 1 epoch)" in provenance_label(records)
+    assert len(load_records(results, "smoke")) == 6          # three rows in each table
+
+
+def test_missing_records_say_how_to_make_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match="senet experiments --only table10_reduction_ratio"):
+        experiment_table("table10_reduction_ratio", tmp_path, "cpu")
+
+
+def test_paired_difference_verdicts():
+    base = {0: 10.0, 1: 11.0, 2: 10.5}
+    assert paired_difference(base, {0: 9.0, 1: 10.1, 2: 9.4})["verdict"] == "better"
+    assert paired_difference(base, {0: 11.0, 1: 12.2, 2: 11.4})["verdict"] == "worse"
+    assert paired_difference(base, {0: 9.0, 1: 12.0, 2: 10.4})["verdict"] == "within noise"
+    assert paired_difference({0: 1.0}, {0: 0.5})["verdict"] == "one seed"
+
+
+def test_unknown_names():
+    with pytest.raises(ValueError, match="unknown experiment 'table10'.*table10_reduction_ratio"):
+        experiment("table10")
+    with pytest.raises(ValueError, match="unknown profile 'fast'"):
+        profile("fast")

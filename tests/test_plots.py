@@ -1,0 +1,184 @@
+"""Figures (plots.py), Table 1 from the code (models/describe.py) and Section 7.2 statistics (role_of_se.py)."""
+import matplotlib
+
+matplotlib.use("Agg")   # tests only: no display
+
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+import senet_core
+from senet_core import plots
+from senet_core.models.describe import (architecture_table, compare_architecture_table, input_shape_of,
+                                        normalise_cell)
+from senet_core.paper import paper_table
+from senet_core.role_of_se import (excitation_statistics, last_block_of_each_stage, layerwise_summary,
+                                   observations, paper_block_name, trace_se_block)
+
+
+def visible_axes(fig):
+    return [ax for ax in fig.axes if ax.get_visible()]
+
+
+@pytest.fixture(scope="module")
+def small_se_net():
+    torch.manual_seed(0)
+    return senet_core.create_model("se_resnet20_cifar", num_classes=10, in_chans=1).eval()
+
+
+@pytest.fixture(scope="module")
+def batches():
+    """The first 48 Fashion-MNIST validation images, in batches of 12, preprocessed for evaluation."""
+    from senet_core.data import build_loaders
+
+    try:
+        return list(build_loaders("fashion_mnist", batch_size=12, limit_val=48).val)
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+
+
+@pytest.fixture(scope="module")
+def stats(small_se_net, batches):
+    return excitation_statistics(small_se_net, batches, num_per_class=3)
+
+
+# ---- Table 1 ------------------------------------------------------------------------------------
+def test_table1_matches_the_paper_cell_by_cell():
+    ours = architecture_table()
+    rows = paper_table(1)
+    assert list(ours["output size"]) == [r["output_size"] for r in rows]
+    for i, row in enumerate(rows):
+        for name in ("resnet50", "se_resnet50", "se_resnext50_32x4d"):
+            printed = row[name] + (f" x {row['blocks']}" if row["blocks"] else "")
+            assert normalise_cell(ours.iloc[i][name]) == normalise_cell(printed), (i, name)
+    assert compare_architecture_table(ours)["match"].all()
+
+
+def test_table1_reads_the_model_not_the_paper():
+    # A different reduction ratio must change the SE cells: the table is derived from modules.
+    from senet_core.models.describe import describe_resnet
+
+    rows = describe_resnet(senet_core.create_model("se_resnet50", reduction=8), (3, 64, 64))
+    assert rows[2][1].endswith("fc [32, 256]] x 3")
+
+
+# ---- Diagrams ---------------------------------------------------------------------------------------
+def test_draw_se_block_with_and_without_gates(small_se_net, batches):
+    fig = plots.draw_se_block()
+    assert isinstance(fig, Figure) and fig.axes[0].get_title().startswith("Fig. 1")
+    with senet_core.capture_gates(small_se_net) as gates:
+        small_se_net(batches[0][0])
+    fig = plots.draw_se_block(gates["layer1.0.se"][0])
+    assert fig.axes[0].get_title().startswith("Fig. 1")
+    with pytest.raises(ValueError):
+        plots.draw_se_block(torch.tensor([]))
+
+
+def test_draw_module_resnet_bottleneck():
+    model = senet_core.create_model("se_resnet50")
+    shape = input_shape_of(model, "layer1.1")
+    assert shape == (256, 56, 56)
+    fig = plots.draw_module(model.layer1[1], shape)
+    assert isinstance(fig, Figure)
+    assert fig.axes[0].get_title().startswith("Fig. 3: SE-ResNet module")
+    calls = plots.trace_module(model.layer1[1], shape)
+    se = [(c["layer"], c["shape"]) for c in calls if c["part"] == "se"]
+    assert se == [("global pooling", (1, 256)), ("FC", (1, 16)), ("ReLU", (1, 16)), ("FC", (1, 256)),
+                  ("Sigmoid", (1, 256))]
+
+
+def test_draw_module_inception_and_projection():
+    model = senet_core.create_model("se_bn_inception")
+    fig = plots.draw_module(model.inception3a, input_shape_of(model, "inception3a"))
+    assert fig.axes[0].get_title().startswith("Fig. 2: SE-Inception module")
+    resnet = senet_core.create_model("se_resnet50")
+    calls = plots.trace_module(resnet.layer2[0], (256, 56, 56))
+    assert [c["layer"] for c in calls if c["part"] == "identity"] == ["conv 1x1, 512, /2", "BN"]
+
+
+def test_draw_integration_variants_has_five_panels():
+    fig = plots.draw_integration_variants()
+    assert len(fig.axes) == 5
+    assert fig._suptitle.get_text().startswith("Fig. 5")
+
+
+# ---- Curves and statistics ------------------------------------------------------------------------
+def fake_records():
+    # Record-shaped data (what run_experiment writes), two seeds per row.
+    return [{"row": row, "seed": seed, "metrics": {"curve": [
+        {"epoch": e, "val_top1_err": 30.0 - 2 * e - (1.0 if row.startswith("SE") else 0.0) + seed}
+        for e in (1, 2, 3)]}} for row in ("ResNet-20", "SE-ResNet-20", "no SE", "SE") for seed in (0, 1)]
+
+
+def test_plot_training_curves_one_panel_per_pair():
+    fig = plots.plot_training_curves(fake_records(), [("ResNet-20", "SE-ResNet-20"), ("no SE", "SE")])
+    axes = visible_axes(fig)
+    assert len(axes) == 2 and fig._suptitle.get_text().startswith("Fig. 4")
+    assert axes[0].get_title() == "ResNet-20 vs SE-ResNet-20"
+    assert len(axes[0].get_lines()) == 2
+    with pytest.raises(ValueError, match="no record"):
+        plots.plot_training_curves(fake_records(), [("ResNet-20", "missing")])
+
+
+def test_last_block_of_each_stage_se_resnet50():
+    model = senet_core.create_model("se_resnet50")
+    blocks = last_block_of_each_stage(model)
+    assert blocks == ["layer1.2.se", "layer2.3.se", "layer3.5.se", "layer4.0.se", "layer4.1.se", "layer4.2.se"]
+    assert [paper_block_name(b, model) for b in blocks] == ["SE_2_3", "SE_3_4", "SE_4_6", "SE_5_1", "SE_5_2",
+                                                             "SE_5_3"]
+
+
+def test_excitation_statistics_shapes_and_range(small_se_net, batches, stats):
+    assert list(stats) == last_block_of_each_stage(small_se_net)
+    for name, block in stats.items():
+        channels = senet_core.se_modules(small_se_net)[name].channels
+        assert block["all"].shape == (channels,)
+        labels = torch.cat([y for _, y in batches])
+        assert sorted(block["classes"]) == sorted(set(labels.tolist()))
+        for label, c in block["classes"].items():
+            n = min(3, int((labels == label).sum()))
+            assert c["n"] == n and c["gates"].shape == (n, channels)
+            assert c["mean"].shape == c["std"].shape == (channels,)
+            assert ((c["gates"] > 0) & (c["gates"] < 1)).all()
+        assert torch.allclose(block["all"], torch.cat([c["gates"] for c in block["classes"].values()]).mean(0))
+
+
+def test_excitation_statistics_rejects_unknown_block(small_se_net, batches):
+    with pytest.raises(ValueError, match="no SE block"):
+        excitation_statistics(small_se_net, batches, blocks=["layer9.0.se"])
+
+
+def test_plot_excitations_and_spread(stats):
+    blocks = list(stats)
+    fig = plots.plot_excitations(stats, {0: "a", 1: "b", 2: "c", 3: "d"}, blocks, channels=10)
+    assert len(stats[blocks[-1]]["all"]) > 10
+    axes = visible_axes(fig)
+    assert len(axes) == len(blocks) and fig._suptitle.get_text().startswith("Fig. 6")
+    assert len(axes[0].get_lines()) == 5                       # 4 classes + "all"
+    assert len(axes[-1].get_lines()[0].get_xdata()) == 10      # sampled channels
+    fig = plots.plot_excitation_spread(stats, [0, 3], blocks)
+    assert len(visible_axes(fig)) == len(blocks) and fig._suptitle.get_text().startswith("Fig. 7")
+
+
+def test_layerwise_summary_and_observations(small_se_net, stats):
+    summary = layerwise_summary(stats, [0, 1, 2, 3], small_se_net)
+    assert list(summary.index) == list(stats)
+    assert (summary["gates > 0.9"] >= 0).all() and (summary["mean gate"] < 1).all()
+    lines = observations(summary)
+    assert len(lines) == 3 and "Saturation" in lines[1]
+
+
+def test_show_samples():
+    images = torch.randint(0, 256, (6, 1, 28, 28), dtype=torch.uint8)
+    fig = plots.show_samples(images, torch.tensor([3, 3, 1, 1, 7, 7]), {1: "one", 3: "three", 7: "seven"})
+    assert fig._suptitle.get_text().startswith("Fig. 8")
+    titled = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titled == ["(a) three", "(b) one", "(c) seven"]
+
+
+def test_trace_se_block_checks_equations(small_se_net, batches):
+    t = trace_se_block(small_se_net, "layer1.0", batches[0][0])
+    z = t["U"].mean((2, 3))
+    s = torch.sigmoid(torch.relu(z @ t["W1"].T + t["b1"]) @ t["W2"].T + t["b2"])
+    assert torch.allclose(s, t["s"], atol=1e-6)
+    assert torch.allclose(t["out"], t["X"] + s[:, :, None, None] * t["U"], atol=1e-5)
