@@ -34,13 +34,14 @@ data: $(FASHION_MNIST)
 PROFILE ?= smoke
 SITE    := _build/site
 
-MATHJAX := $(SITE)/_static/mathjax/tex-chtml.js
+MATHJAX := $(SITE)/_mathjax/mathjax/tex-chtml.js
 
-# MathJax served with the book (it would otherwise come from a CDN), fetched from the npm registry.
+# MathJax served with the book (it would otherwise come from a CDN), fetched from the npm registry. It
+# lives outside _static/, whose scripts Jupyter Book adds to every page; Sphinx copies it into _static.
 $(MATHJAX):
-	rm -rf _build/mathjax && mkdir -p _build/mathjax $(SITE)/_static/mathjax
+	rm -rf _build/mathjax && mkdir -p _build/mathjax $(SITE)/_mathjax/mathjax
 	cd _build/mathjax && npm pack mathjax@3.2.2 --silent >/dev/null && tar xzf mathjax-3.2.2.tgz
-	cp -r _build/mathjax/package/es5/. $(SITE)/_static/mathjax/
+	cp -r _build/mathjax/package/es5/. $(SITE)/_mathjax/mathjax/
 
 book: $(STAMP) $(FASHION_MNIST) $(MATHJAX)
 	$(VENV)/bin/senet reproduce --profile $(PROFILE) --jobs 2 --output $(SITE)/notebooks
@@ -50,7 +51,7 @@ book: $(STAMP) $(FASHION_MNIST) $(MATHJAX)
 # Unit tests, then nbval over every stored notebook (deterministic cells compared strictly), and the
 # built book's HTML checked by tests/test_book_html.py.
 test: $(STAMP) $(FASHION_MNIST) book
-	$(PY) -m pytest -n 2 --dist loadfile --nbval-lax --nbval-sanitize-with nbval_sanitize.cfg tests notebooks
+	$(PY) -m pytest -n 2 --dist loadfile --nbval-lax --nbval-sanitize-with $(CURDIR)/nbval_sanitize.cfg tests notebooks
 
 complexity: $(STAMP)
 	$(VENV)/bin/senet complexity

@@ -226,7 +226,8 @@ def experiment_table(name: str, results_dir: str | Path = "results", profile_nam
         line = {"row": row.label, "paper top-1 err (%)": paper}
         if errors:
             mean, std = mean_std(list(errors.values()))
-            line["ours top-1 err (%)"] = f"{mean:.2f} ± {std:.2f} (n={len(errors)})"
+            spread = f" ± {std:.2f}" if len(errors) > 1 else ""
+            line["ours top-1 err (%)"] = f"{mean:.2f}{spread} (n={len(errors)})"
         else:
             line["ours top-1 err (%)"] = "not run"
         if row.baseline is not None and errors and by_row.get(row.baseline):
@@ -242,7 +243,7 @@ def experiment_table(name: str, results_dir: str | Path = "results", profile_nam
             line["params (M)"] = round(cost[row.label]["params"] / 1e6, 3)
             line["MFLOPs"] = round(cost[row.label]["macs"] / 1e6, 1)
         lines.append(line)
-    return pd.DataFrame(lines).set_index("row").fillna("")
+    return pd.DataFrame(lines).set_index("row").rename_axis(None).fillna("")
 
 
 def _agreement(paper_gain: float | None, verdict: str) -> str:

@@ -109,6 +109,7 @@ def reproduce(profile: str = "smoke", only: str | None = None, jobs: int = 1, ou
         start = time.perf_counter()
         papermill.execute_notebook(str(nb), str(output / nb.name), parameters=params, cwd=str(root),
                                    progress_bar=False, log_output=False)
+        _tag_for_the_book(output / nb.name)
         stamp_file.write_text(json.dumps({"stamp": stamp, "parameters": params}) + "\n")
         return time.perf_counter() - start
 
@@ -126,6 +127,21 @@ def reproduce(profile: str = "smoke", only: str | None = None, jobs: int = 1, ou
                 if progress:
                     print(f"  [{done}/{len(todo)}] FAILED  {name}: {summary.failed[name]}", flush=True)
     return summary
+
+
+# How the book shows the executed copies: the install cell matters only in Colab or Binder, and the
+# parameters papermill injected are folded away (one click shows which profile ran).
+BOOK_TAGS = {"install": "remove-cell", "injected-parameters": "hide-input"}
+
+
+def _tag_for_the_book(path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        tags += [BOOK_TAGS[t] for t in list(tags) if t in BOOK_TAGS and BOOK_TAGS[t] not in tags]
+    nbformat.write(nb, path)
 
 
 def _failure_line(err: Exception) -> str:

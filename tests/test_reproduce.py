@@ -41,6 +41,18 @@ def test_profile_parameters_reach_the_notebooks_and_reruns_skip(book):
     assert outputs(book / "out" / "01_good.ipynb").strip() == "cpu results"
 
 
+def test_executed_copies_hide_the_install_cell_and_fold_the_injected_parameters(book):
+    nb = nbformat.read(book / "notebooks" / "01_good.ipynb", as_version=4)
+    install = nbformat.v4.new_code_cell("import json")
+    install.metadata["tags"] = ["install"]
+    nb.cells.insert(0, install)
+    nbformat.write(nb, book / "notebooks" / "01_good.ipynb")
+    reproduce("smoke", root=book, output="out", progress=False, only="01")
+    tags = [c.metadata.get("tags", []) for c in nbformat.read(book / "out" / "01_good.ipynb", as_version=4).cells]
+    assert ["install", "remove-cell"] in tags
+    assert ["injected-parameters", "hide-input"] in tags
+
+
 def test_a_failing_chapter_is_reported_and_the_others_still_run(book, capsys):
     write_notebook(book / "notebooks" / "03_broken.ipynb", "raise RuntimeError('chapter three is broken')")
     summary = reproduce("smoke", root=book, output="out", progress=False, jobs=2)
