@@ -38,7 +38,6 @@ than ``batch_size`` an epoch is still one step.
 """
 from __future__ import annotations
 
-import difflib
 import gzip
 import math
 import pickle
@@ -50,6 +49,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+
+from .names import lookup
 
 
 @dataclass(frozen=True)
@@ -94,12 +95,7 @@ SYNTHETIC_SIZES = {"train": 512, "val": 128}
 
 def dataset_info(name: str) -> DatasetInfo:
     """The classes, input size and normalisation of dataset ``name``; ``ValueError`` if unknown."""
-    try:
-        return DATASETS[name]
-    except KeyError:
-        close = difflib.get_close_matches(str(name), DATASETS, n=3, cutoff=0.4)
-        hint = f"; closest: {', '.join(close)}" if close else ""
-        raise ValueError(f"unknown dataset {name!r}{hint} (known: {', '.join(DATASETS)})") from None
+    return lookup("dataset", name, DATASETS)
 
 
 class EpochLoader(Protocol):

@@ -7,7 +7,6 @@ tables (the ablation baseline, the reference SE model) share one training run.
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from .names import lookup
 from .paper import paper_row
 from .recipes import Recipe, recipe
 
@@ -77,21 +77,12 @@ def _spec() -> dict:
     return yaml.safe_load((resources.files("senet_core") / "experiments.yaml").read_text(encoding="utf-8"))
 
 
-def _named(kind: str, name: str, names) -> None:
-    if name not in names:
-        close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.4)
-        hint = f"; closest: {', '.join(close)}" if close else ""
-        raise ValueError(f"unknown {kind} {name!r}{hint}; {kind}s: {', '.join(sorted(names))}")
-
-
 def list_experiments() -> list[str]:
     return sorted(_spec()["experiments"])
 
 
 def experiment(name: str) -> Experiment:
-    spec = _spec()["experiments"]
-    _named("experiment", name, spec)
-    e = spec[name]
+    e = lookup("experiment", name, _spec()["experiments"])
     rows = tuple(Row(label=r["label"], model=r["model"], options=dict(r.get("options", {})),
                      baseline=r.get("baseline"), paper_table=r.get("paper_table", e["paper_table"]),
                      paper_key=r.get("paper_key", e["key"]), paper_value=r.get("paper_value"),
@@ -100,9 +91,7 @@ def experiment(name: str) -> Experiment:
 
 
 def profile(name: str) -> Profile:
-    spec = _spec()["profiles"]
-    _named("profile", name, spec)
-    p = spec[name]
+    p = lookup("profile", name, _spec()["profiles"])
     return Profile(name, p["dataset"], p["epochs"], p["batch_size"], p["limit_train"], p["limit_val"],
                    tuple(p["seeds"]))
 
@@ -243,7 +232,7 @@ def experiment_table(name: str, results_dir: str | Path = "results", profile_nam
             line["params (M)"] = round(cost[row.label]["params"] / 1e6, 3)
             line["MFLOPs"] = round(cost[row.label]["macs"] / 1e6, 1)
         lines.append(line)
-    return pd.DataFrame(lines).set_index("row").rename_axis(None).fillna("")
+    return pd.DataFrame(lines).set_index("row").rename_axis(None).astype(object).fillna("")
 
 
 def _agreement(paper_gain: float | None, verdict: str) -> str:

@@ -5,12 +5,13 @@ choice (and why). :func:`recipe` returns one as a :class:`Recipe`.
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from importlib import resources
 
 import yaml
+
+from .names import lookup
 
 SCHEDULES = ("step", "multistep", "cosine", "plateau", "constant")
 
@@ -92,9 +93,4 @@ def list_recipes() -> list[str]:
 
 def recipe(name: str) -> Recipe:
     """The recipe called ``name``; ``ValueError`` naming the closest ones if unknown."""
-    recipes = _load()
-    if name not in recipes:
-        close = difflib.get_close_matches(str(name), recipes, n=3, cutoff=0.4)
-        hint = f"; closest: {', '.join(close)}" if close else ""
-        raise ValueError(f"unknown recipe {name!r}{hint}; recipes: {', '.join(sorted(recipes))}")
-    return recipes[name]
+    return lookup("recipe", name, _load())

@@ -6,7 +6,6 @@ baseline, the stages that can hold SE blocks and the integration positions they 
 """
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import inspect
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..names import lookup
 from ..se import SEConfig
 
 
@@ -61,12 +61,7 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 def model_entry(name: str) -> ModelEntry:
     """The registry entry of ``name``; ``ValueError`` naming the closest names if unknown."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        close = difflib.get_close_matches(str(name), _REGISTRY, n=3, cutoff=0.5)
-        hint = f"; closest: {', '.join(close)}" if close else ""
-        raise ValueError(f"unknown model {name!r}{hint} (see senet_core.list_models())") from None
+    return lookup("model", name, _REGISTRY, see="see senet_core.list_models() or `senet models`")
 
 
 def create_model(name: str, num_classes: int | None = None, in_chans: int = 3, pretrained: str | None = None,
