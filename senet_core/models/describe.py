@@ -56,17 +56,9 @@ def describe_resnet(model: nn.Module, input_size: Sequence[int] = (3, 224, 224))
     stages = [model.layer1, model.layer2, model.layer3, model.layer4]
     watched = [stem.conv1, stem.pool] + stages
     sizes: dict[int, tuple[int, int]] = {}
-    handles = [m.register_forward_hook(lambda mod, i, out, k=k: sizes.__setitem__(k, tuple(out.shape[2:])))
-               for k, m in enumerate(watched)]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros((1,) + tuple(input_size)))
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
+    _forward_one_image(model, input_size, [
+        m.register_forward_hook(lambda mod, i, out, k=k: sizes.__setitem__(k, tuple(out.shape[2:])))
+        for k, m in enumerate(watched)])
 
     def size(k: int) -> str:
         return "x".join(map(str, sizes[k]))
@@ -143,7 +135,13 @@ def input_shape_of(model: nn.Module, name: str, input_size: Sequence[int] = (3, 
     def record(module, args):
         seen.setdefault("shape", tuple(args[0].shape[1:]))   # returns None: the input is left as is
 
-    handle = model.get_submodule(name).register_forward_pre_hook(record)
+    _forward_one_image(model, input_size, [model.get_submodule(name).register_forward_pre_hook(record)])
+    return seen["shape"]
+
+
+def _forward_one_image(model: nn.Module, input_size, handles: list) -> None:
+    """One eval-mode, no-grad pass of a zero image so that ``handles``' hooks record; then restore the
+    model's mode and remove the hooks."""
     was_training = model.training
     model.eval()
     try:
@@ -151,5 +149,5 @@ def input_shape_of(model: nn.Module, name: str, input_size: Sequence[int] = (3, 
             model(torch.zeros((1,) + tuple(input_size)))
     finally:
         model.train(was_training)
-        handle.remove()
-    return seen["shape"]
+        for handle in handles:
+            handle.remove()
