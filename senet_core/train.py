@@ -179,7 +179,8 @@ def git_commit() -> str:
 
 def provenance(device: torch.device, world_size: int) -> dict:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
-    return {"device": name, "world_size": world_size, "torch": torch.__version__, "commit": git_commit(),
+    return {"device": name, "threads": torch.get_num_threads(), "world_size": world_size, "torch": torch.__version__,
+            "commit": git_commit(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 

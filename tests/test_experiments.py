@@ -43,6 +43,22 @@ def test_identical_rows_of_different_tables_share_a_fingerprint():
     assert fingerprint(*row_recipe(a, a.row("SE"), prof), prof) != fingerprint(*row_recipe(a, a.row("SE 3x3"), prof), prof)
 
 
+def test_rows_that_spell_out_a_default_share_the_reference_run():
+    prof = profile("cpu")
+    reference = experiment("table16_nosqueeze")
+    expected = fingerprint(*row_recipe(reference, reference.row("SE"), prof), prof)
+    for name, label in [("table10_reduction_ratio", "r = 16"), ("table11_squeeze_operator", "Avg"),
+                        ("table12_excitation_operator", "Sigmoid"), ("table13_stages", "SE all"),
+                        ("table14_integration_strategy", "SE")]:
+        exp = experiment(name)
+        assert fingerprint(*row_recipe(exp, exp.row(label), prof), prof) == expected, (name, label)
+    ratio = experiment("table10_reduction_ratio")
+    assert fingerprint(*row_recipe(ratio, ratio.row("r = 8"), prof), prof) != expected
+    distinct = {fingerprint(*row_recipe(e, r, prof), prof) for e in map(experiment, list_experiments())
+                for r in e.rows if e.ablation}
+    assert len(distinct) == 17       # 16 SE variants of ResNet-29 and the baseline
+
+
 def test_run_records_resume_and_table(tmp_path):
     results, runs = tmp_path / "results", tmp_path / "runs"
     records = run_experiment("table15_se_3x3", "smoke", results_dir=results, runs_dir=runs, device="cpu")
