@@ -125,6 +125,15 @@ class Split:
     def first(self, limit: int | None) -> Split:
         return self if limit is None else Split(self.images[:limit], self.labels[:limit])
 
+    def downsampled(self, size: int | None) -> Split:
+        """The split at ``size`` x ``size``: each k x k patch averaged (k = side / size), rounded to uint8."""
+        side = self.images.shape[-1]
+        if size is None or size == side:
+            return self
+        k = side // size
+        images = F.avg_pool2d(self.images.float(), k).round_().to(torch.uint8)
+        return Split(images, self.labels)
+
 
 # --------------------------------------------------------------------------------------------------
 # Seeds and the order of an epoch
@@ -524,7 +533,7 @@ def places365_splits(data_dir: str | None, download: bool) -> tuple[Dataset, Dat
 # The one entry point
 
 def check_arguments(name: str, *, batch_size, limit_train, limit_val, rank, world_size, workers, cutout,
-                    crop_size, val_resize) -> None:
+                    crop_size, val_resize, image_size=None) -> None:
     def positive(option, value, allow_none=False):
         if allow_none and value is None:
             return
@@ -537,6 +546,7 @@ def check_arguments(name: str, *, batch_size, limit_train, limit_val, rank, worl
     positive("world_size", world_size)
     positive("crop_size", crop_size, allow_none=True)
     positive("val_resize", val_resize, allow_none=True)
+    positive("image_size", image_size, allow_none=True)
     if not isinstance(rank, int) or not 0 <= rank < world_size:
         raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank!r}")
     if not isinstance(workers, int) or workers < 0:
@@ -548,6 +558,12 @@ def check_arguments(name: str, *, batch_size, limit_train, limit_val, rank, worl
     native = DATASETS[name].input_size
     if crop_size is not None and name in ("cifar10", "cifar100", "fashion_mnist") and crop_size != native:
         raise ValueError(f"crop_size={crop_size}: {name} images are {native}x{native} and are trained at that size")
+    if image_size is not None and name not in CROP_PADDING:
+        raise ValueError(f"image_size applies to the small datasets ({', '.join(CROP_PADDING)}), not {name}; "
+                         f"use crop_size")
+    if image_size is not None and name != "synthetic" and (image_size > native or native % image_size):
+        raise ValueError(f"image_size={image_size}: {name} images are {native}x{native}, and can be downsampled "
+                         f"only by a whole factor (e.g. {native // 2})")
     if val_resize is not None and name not in ("imagenet", "places365"):
         raise ValueError(f"val_resize applies to imagenet and places365, not {name}")
     if val_resize is not None and val_resize < (crop_size or native):
@@ -558,7 +574,7 @@ def build_loaders(name: str, data_dir: str | None = None, *, batch_size: int, de
                   seed: int = 0, limit_train: int | None = None, limit_val: int | None = None,
                   rank: int = 0, world_size: int = 1, workers: int = 2, download: bool = False,
                   on_device: bool | None = None, cutout: int = 0, crop_size: int | None = None,
-                  val_resize: int | None = None) -> Loaders:
+                  val_resize: int | None = None, image_size: int | None = None) -> Loaders:
     """Train and val loaders of dataset ``name`` with the paper's preprocessing (see the module doc).
 
     Args:
@@ -578,6 +594,10 @@ def build_loaders(name: str, data_dir: str | None = None, *, batch_size: int, de
             Inception-ResNet-v2, 320 for Table 8); for ``synthetic``, the image side (default 32).
         val_resize: shorter side before the centre crop (default 256 for a 224 crop, and the same
             ratio 256/224 for other crops; the paper uses 352 for the 299 crop).
+        image_size: for the small datasets, train and evaluate at this side: each split is
+            downsampled once by averaging k x k patches (k = native side / image_size), and the
+            random crop's zero-padding shrinks by the same factor (at least one pixel). A
+            reduced-scale setting, not the paper's.
 
     ``info`` of the result describes the data delivered: its ``input_size`` is the crop used, and
     for an ImageFolder its ``num_classes`` is the number of class folders found.
@@ -585,7 +605,7 @@ def build_loaders(name: str, data_dir: str | None = None, *, batch_size: int, de
     info = dataset_info(name)
     check_arguments(name, batch_size=batch_size, limit_train=limit_train, limit_val=limit_val, rank=rank,
                     world_size=world_size, workers=workers, cutout=cutout, crop_size=crop_size,
-                    val_resize=val_resize)
+                    val_resize=val_resize, image_size=image_size)
     device = torch.device(device)
     small = name in CROP_PADDING
     if on_device is None:
@@ -597,7 +617,7 @@ def build_loaders(name: str, data_dir: str | None = None, *, batch_size: int, de
 
     if small:
         if name == "synthetic":
-            info = replace(info, input_size=crop_size or info.input_size)
+            info = replace(info, input_size=image_size or crop_size or info.input_size)
             splits = {split: synthetic_split(SYNTHETIC_SIZES[split], info.input_size, seed, i)
                       for i, split in enumerate(("train", "val"))}
         elif name == "fashion_mnist":
@@ -606,6 +626,11 @@ def build_loaders(name: str, data_dir: str | None = None, *, batch_size: int, de
             splits = read_cifar(name, data_dir, download)
         train, val = splits["train"].first(limit_train), splits["val"].first(limit_val)
         padding = CROP_PADDING[name]
+        if image_size is not None and name != "synthetic" and image_size != info.input_size:
+            factor = info.input_size // image_size
+            train, val = train.downsampled(image_size), val.downsampled(image_size)
+            padding = max(1, padding // factor)
+            info = replace(info, input_size=image_size)
         if on_device:
             loaders = (OnDeviceLoader(train, info, batch_size=batch_size, device=device, train=True,
                                       padding=padding, cutout=cutout, **shard),

@@ -51,6 +51,7 @@ class Experiment:
     conclusion: str
     ablation: bool
     rows: tuple[Row, ...]
+    image_size: int | None = None        # overrides the profile's (e.g. networks that need 28x28)
 
     def row(self, label: str) -> Row:
         for r in self.rows:
@@ -70,6 +71,8 @@ class Profile:
     limit_train: int | None
     limit_val: int | None
     seeds: tuple[int, ...]
+    image_size: int | None = None        # small datasets downsampled to this side; None: native
+    recipe: dict = field(default_factory=dict, hash=False)   # recipe fields this profile sets for every row
 
 
 @lru_cache(maxsize=None)
@@ -87,22 +90,24 @@ def experiment(name: str) -> Experiment:
                      baseline=r.get("baseline"), paper_table=r.get("paper_table", e["paper_table"]),
                      paper_key=r.get("paper_key", e["key"]), paper_value=r.get("paper_value"),
                      paper_column=r.get("paper_column", "top1_err")) for r in e["rows"])
-    return Experiment(name, e["title"], e["paper_table"], e["conclusion"], bool(e.get("ablation")), rows)
+    return Experiment(name, e["title"], e["paper_table"], e["conclusion"], bool(e.get("ablation")), rows,
+                      e.get("image_size"))
 
 
 def profile(name: str) -> Profile:
     p = lookup("profile", name, _spec()["profiles"])
     return Profile(name, p["dataset"], p["epochs"], p["batch_size"], p["limit_train"], p["limit_val"],
-                   tuple(p["seeds"]))
+                   tuple(p["seeds"]), p.get("image_size"), dict(p.get("recipe", {})))
 
 
 def row_recipe(exp: Experiment, row: Row, prof: Profile) -> tuple[Recipe, dict]:
     """The recipe and model options of one row under one profile (same for every row of an experiment)."""
     spec = _spec()
     base = recipe(spec["base_recipe"])
-    overrides = dict(spec["ablation_protocol"]["recipe"]) if exp.ablation else {}
+    overrides = {**prof.recipe, **(spec["ablation_protocol"]["recipe"] if exp.ablation else {})}
     chosen = base.with_overrides(dataset=prof.dataset, model=row.model, epochs=prof.epochs,
-                                 batch_size=prof.batch_size, **overrides)
+                                 batch_size=prof.batch_size, image_size=exp.image_size or prof.image_size,
+                                 **overrides)
     options = dict(row.options)
     if exp.ablation and row.model.startswith("se_"):
         options = {**spec["ablation_protocol"]["options"], **options}
@@ -176,7 +181,8 @@ def run_experiment(name: str, profile_name: str = "smoke", results_dir: str | Pa
                                         seed=seed, limit_train=prof.limit_train, limit_val=prof.limit_val,
                                         device=device, resume=(run_dir / CHECKPOINT).exists(), progress=False))
             run = json.loads((run_dir / "config.json").read_text())
-            size = (info.in_chans, info.input_size, info.input_size)
+            side = chosen.image_size or info.input_size
+            size = (info.in_chans, side, side)
             cost = complexity(create_model(row.model, num_classes=info.num_classes, in_chans=info.in_chans,
                                            **options), size)
             last = metrics[-1]
@@ -191,6 +197,7 @@ def run_experiment(name: str, profile_name: str = "smoke", results_dir: str | Pa
                                                           "val_top5_err")} for m in metrics]},
                 "complexity": {"params": cost.params, "macs": cost.macs, "input_size": list(size)},
                 "provenance": {"profile": prof.name, "dataset": prof.dataset, "epochs": prof.epochs,
+                               "image_size": side,
                                "train_images": run["train_images"], "val_images": run["val_images"],
                                **run["provenance"]},
             }

@@ -44,6 +44,7 @@ class Recipe:
     cutout: int = 0
     crop_size: int | None = None
     val_resize: int | None = None
+    image_size: int | None = None        # small datasets: downsample to this side (reduced scale)
     se_bias: bool | None = None          # None: the model's default (on)
     paper: dict = field(default_factory=dict, compare=False)    # field -> where the paper gives it
     ours: dict = field(default_factory=dict, compare=False)     # field -> why we chose it

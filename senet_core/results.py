@@ -107,8 +107,10 @@ def provenance_label(records: Sequence[dict]) -> str:
     dates = sorted(r["provenance"]["date"][:10] for r in records)
     seeds = sorted({r["seed"] for r in records})
     span = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+    sides = sorted({r["provenance"].get("image_size") for r in records} - {None})
+    at = f" at {' and '.join(f'{s}x{s}' for s in sides)}" if sides else ""
     return (f"measured: {p['profile']} profile, {p['dataset']} ({p.get('train_images', '?')} train / "
-            f"{p.get('val_images', '?')} val images, {_epochs(p.get('epochs'))}), {p['device']}, torch "
+            f"{p.get('val_images', '?')} val images{at}, {_epochs(p.get('epochs'))}), {p['device']}, torch "
             f"{p['torch']}, commit {', '.join(commits)}, {span}, seeds {', '.join(map(str, seeds))}")
 
 

@@ -265,7 +265,8 @@ def _run(config: TrainConfig, model: nn.Module | None, env: Distributed, device:
                             device=device, seed=config.seed, limit_train=config.limit_train,
                             limit_val=config.limit_val, rank=env.rank, world_size=env.world_size,
                             workers=config.workers, download=config.download, cutout=recipe.cutout,
-                            crop_size=recipe.crop_size, val_resize=recipe.val_resize)
+                            crop_size=recipe.crop_size, val_resize=recipe.val_resize,
+                            image_size=recipe.image_size)
     info = loaders.info
     if model is None:
         options = dict(config.model_options)

@@ -78,7 +78,7 @@ def test_run_records_resume_and_table(tmp_path):
     assert table.loc["SE 3x3", "paper top-1 err (%)"] == 22.48
     assert table.loc["SE", "verdict"] == "one seed"
     assert table.loc["SE", "ours top-1 err (%)"].endswith("(n=1)") and "±" not in table.loc["SE", "ours top-1 err (%)"]
-    assert "smoke profile, fashion_mnist (256 train / 256 val images, 1 epoch)" in provenance_label(records)
+    assert "smoke profile, fashion_mnist (256 train / 256 val images at 28x28, 1 epoch)" in provenance_label(records)
     assert len(load_records(results, "smoke")) == 6          # three rows in each table
 
 
