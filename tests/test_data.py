@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from senet_core.data import DATASETS, build_loaders, dataset_info, read_fashion_mnist
@@ -169,6 +170,9 @@ def test_dataset_info_catalogue_and_unknown_names():
     ("imagenet", {"cutout": 16}, "cutout"),
     ("cifar10", {"crop_size": 24}, "crop_size"),
     ("imagenet", {"crop_size": 299, "val_resize": 256}, "val_resize"),
+    ("fashion_mnist", {"image_size": 10}, "whole factor"),
+    ("fashion_mnist", {"image_size": 56}, "whole factor"),
+    ("imagenet", {"image_size": 112}, "image_size applies to the small datasets"),
 ])
 def test_wrong_arguments_say_which_and_why(name, kwargs, message):
     kwargs = {"batch_size": 4, **kwargs}
@@ -341,6 +345,21 @@ def test_fashion_mnist_idx_files_in_both_layouts(fashion_dir):
     assert (loaders.train_size, loaders.val_size) == (20, 8)
     x, y = all_batches(loaders.train, 0)
     assert x.shape == (20, 1, 28, 28) and y.dtype == torch.int64 and y.max() < 10
+
+
+@pytest.mark.parametrize("on_device", [True, False])
+def test_image_size_averages_patches_on_both_splits(fashion_dir, on_device):
+    full = build_loaders("fashion_mnist", fashion_dir, batch_size=8, on_device=on_device)
+    half = build_loaders("fashion_mnist", fashion_dir, batch_size=8, on_device=on_device, image_size=14)
+    assert half.info.input_size == 14 and (half.train_size, half.val_size) == (20, 8)
+    x, _ = all_batches(full.val, 0)
+    h, _ = all_batches(half.val, 0)
+    assert h.shape == (8, 1, 14, 14)
+    # Normalisation is affine, so the normalised 2x2 mean equals the downsampled image up to uint8 rounding.
+    step = 1.0 / (255 * DATASETS["fashion_mnist"].std[0])
+    assert (F.avg_pool2d(x, 2) - h).abs().max() <= step / 2 + 1e-5
+    t, _ = all_batches(half.train, 0)
+    assert t.shape == (20, 1, 14, 14)
 
 
 def test_synthetic_is_deterministic_from_the_seed_and_roughly_centred():

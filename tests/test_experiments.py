@@ -100,3 +100,14 @@ def test_unknown_names():
         experiment("table10")
     with pytest.raises(ValueError, match="unknown profile 'fast'"):
         profile("fast")
+
+
+def test_profile_image_size_and_recipe_reach_every_row_unless_the_experiment_overrides():
+    cpu = profile("cpu")
+    ablation = experiment("table10_reduction_ratio")
+    chosen, _ = row_recipe(ablation, ablation.row("r = 8"), cpu)
+    assert chosen.image_size == cpu.image_size == 14 and chosen.lr_batch == 32 and chosen.batch_size == 32
+    families = experiment("table02_imagenet_families")
+    assert {row_recipe(families, r, cpu)[0].image_size for r in families.rows} == {28}
+    smoke = profile("smoke")
+    assert row_recipe(ablation, ablation.row("r = 8"), smoke)[0].image_size is None
