@@ -145,6 +145,25 @@ def record_path(results_dir: str | Path, profile_name: str, experiment_name: str
     return Path(results_dir) / profile_name / experiment_name / f"{slug(label)}__seed{seed}.json"
 
 
+def run_dir_of(exp: Experiment, row: Row, prof: Profile, seed: int, runs_dir: str | Path = "runs/experiments") -> Path:
+    """The run folder of one row and seed: rows with the same settings in any table share it."""
+    return Path(runs_dir) / prof.name / f"{fingerprint(*row_recipe(exp, row, prof), prof)}-seed{seed}"
+
+
+def train_row(exp: Experiment, row: Row, prof: Profile, seed: int, runs_dir: str | Path = "runs/experiments",
+              device: str = "auto", data_dir: str | None = None) -> tuple[list[dict], Path]:
+    """Train one row for one seed in its run folder (continuing it if it was interrupted, or just
+    reading it back if it finished); return its per-epoch metrics and the folder."""
+    from .train import CHECKPOINT, TrainConfig, train
+
+    chosen, options = row_recipe(exp, row, prof)
+    run_dir = run_dir_of(exp, row, prof, seed, runs_dir)
+    metrics = train(TrainConfig(recipe=chosen, out=str(run_dir), data_dir=data_dir, model_options=options,
+                                seed=seed, limit_train=prof.limit_train, limit_val=prof.limit_val,
+                                device=device, resume=(run_dir / CHECKPOINT).exists(), progress=False))
+    return metrics, run_dir
+
+
 def run_experiment(name: str, profile_name: str = "smoke", results_dir: str | Path = "results",
                    runs_dir: str | Path = "runs/experiments", device: str = "auto", seeds: list[int] | None = None,
                    epochs: int | None = None, data_dir: str | None = None, progress: bool = False) -> list[dict]:
@@ -157,7 +176,6 @@ def run_experiment(name: str, profile_name: str = "smoke", results_dir: str | Pa
     from .data import dataset_info
     from .models import create_model
     from .results import read_record, write_record
-    from .train import CHECKPOINT, TrainConfig, train
 
     exp, prof = experiment(name), profile(profile_name)
     if epochs is not None:
@@ -174,12 +192,9 @@ def run_experiment(name: str, profile_name: str = "smoke", results_dir: str | Pa
                 if kept.get("fingerprint") == fp:
                     records.append(kept)
                     continue
-            run_dir = Path(runs_dir) / prof.name / f"{fp}-seed{seed}"
             if progress:
                 print(f"{name}: {row.label}, seed {seed} ({prof.name} profile)", flush=True)
-            metrics = train(TrainConfig(recipe=chosen, out=str(run_dir), data_dir=data_dir, model_options=options,
-                                        seed=seed, limit_train=prof.limit_train, limit_val=prof.limit_val,
-                                        device=device, resume=(run_dir / CHECKPOINT).exists(), progress=False))
+            metrics, run_dir = train_row(exp, row, prof, seed, runs_dir, device, data_dir)
             run = json.loads((run_dir / "config.json").read_text())
             side = chosen.image_size or info.input_size
             size = (info.in_chans, side, side)

@@ -171,25 +171,22 @@ def _profile(profile_name: str, epochs: int | None):
 
 def reference_run_dir(runs_dir: str | Path, profile_name: str, epochs: int | None = None) -> Path:
     """Where ``run_experiment`` trains the reference SE model (row SE of Table 16, seed 0)."""
-    from .experiments import experiment, fingerprint, row_recipe
+    from .experiments import experiment, run_dir_of
 
-    exp, prof = experiment(REFERENCE_EXPERIMENT), _profile(profile_name, epochs)
-    chosen, options = row_recipe(exp, exp.row(REFERENCE_ROW), prof)
-    return Path(runs_dir) / prof.name / f"{fingerprint(chosen, options, prof)}-seed{REFERENCE_SEED}"
+    exp = experiment(REFERENCE_EXPERIMENT)
+    return run_dir_of(exp, exp.row(REFERENCE_ROW), _profile(profile_name, epochs), REFERENCE_SEED, runs_dir)
 
 
-def reference_model(results_dir: str | Path = "results", runs_dir: str | Path = "runs/experiments",
-                    profile: str = "smoke", device: str = "cpu", data_dir: str | None = None,
-                    epochs: int | None = None) -> nn.Module:
+def reference_model(runs_dir: str | Path = "runs/experiments", profile: str = "smoke", device: str = "cpu",
+                    data_dir: str | None = None, epochs: int | None = None) -> nn.Module:
     """The trained reference SE model of the ablations (Table 16, row "SE", seed 0), in eval mode.
 
-    Loads ``runs_dir/<profile>/<fingerprint>-seed0/checkpoint.pt``; if it is not there, trains it
-    first with ``run_experiment("table16_nosqueeze", profile, seeds=[0])`` (which trains every row
-    of the table for that seed, and reuses any that are already done). ``epochs`` overrides the
-    profile's, as in ``run_experiment``.
+    Loads ``runs_dir/<profile>/<fingerprint>-seed0/checkpoint.pt``; if it is not there, trains
+    that one row first (the same run folder ``run_experiment`` uses, so an interrupted run
+    continues). ``epochs`` overrides the profile's, as in ``run_experiment``.
     """
     from .data import dataset_info
-    from .experiments import experiment, row_recipe, run_experiment
+    from .experiments import experiment, row_recipe, train_row
     from .models import create_model
     from .train import CHECKPOINT, resolve_device
 
@@ -197,8 +194,7 @@ def reference_model(results_dir: str | Path = "results", runs_dir: str | Path = 
     row = exp.row(REFERENCE_ROW)
     checkpoint = reference_run_dir(runs_dir, profile, epochs) / CHECKPOINT
     if not checkpoint.exists():
-        run_experiment(REFERENCE_EXPERIMENT, profile, results_dir=results_dir, runs_dir=runs_dir,
-                       device=device, seeds=[REFERENCE_SEED], epochs=epochs, data_dir=data_dir)
+        train_row(exp, row, prof, REFERENCE_SEED, runs_dir, device, data_dir)
     _, options = row_recipe(exp, row, prof)
     info = dataset_info(prof.dataset)
     model = create_model(row.model, num_classes=info.num_classes, in_chans=info.in_chans, **options)
@@ -206,6 +202,73 @@ def reference_model(results_dir: str | Path = "results", runs_dir: str | Path = 
     state = torch.load(checkpoint, map_location=target, weights_only=True)["model"]
     model.load_state_dict(state)
     return model.to(target).eval()
+
+
+def reference_val_loader(profile: str = "smoke", data_dir: str | None = None, device: str | torch.device = "cpu",
+                         batch_size: int = 256):
+    """Validation batches as the reference model saw them in training (its profile's image size)."""
+    from .data import build_loaders
+    from .experiments import experiment, row_recipe
+
+    exp, prof = experiment(REFERENCE_EXPERIMENT), _profile(profile, None)
+    chosen, _ = row_recipe(exp, exp.row(REFERENCE_ROW), prof)
+    return build_loaders(chosen.dataset, data_dir, batch_size=batch_size, device=device,
+                         image_size=chosen.image_size).val
+
+
+def excitation_record(stats: dict, summary, classes: dict, names: dict, provenance: dict) -> dict:
+    """What Figs. 6-7 and the layer-wise table need, as JSON: per block and class the mean and std
+    gate of every channel (not the per-image gates), the mean over all classes, the summary rows."""
+    def floats(t: torch.Tensor) -> list[float]:
+        return [round(float(v), 5) for v in t]
+
+    return {
+        "experiment": "role_of_se_excitations", "seed": REFERENCE_SEED, "classes": {str(k): v for k, v in classes.items()},
+        "names": names,
+        "blocks": {block: {"all": floats(entry["all"]),
+                           "classes": {str(c): {"mean": floats(e["mean"]), "std": floats(e["std"]), "n": e["n"]}
+                                       for c, e in entry["classes"].items() if c in classes}}
+                   for block, entry in stats.items()},
+        "summary": summary.reset_index().to_dict(orient="records"),
+        "provenance": provenance,
+    }
+
+
+def excitation_record_path(results_dir: str | Path, profile: str) -> Path:
+    """Beside the experiments' folders, not in one: it is not a training record."""
+    return Path(results_dir) / profile / f"role_of_se_excitations__seed{REFERENCE_SEED}.json"
+
+
+def write_excitation_record(results_dir: str | Path, profile: str, record: dict) -> Path:
+    import json
+    import os
+
+    path = excitation_record_path(results_dir, profile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_excitation_record(results_dir: str | Path, profile: str) -> dict | None:
+    """The committed record of ``profile``, or None when there is none."""
+    import json
+
+    path = excitation_record_path(results_dir, profile)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def statistics_from_record(record: dict) -> tuple[dict, dict, dict, "object"]:
+    """``(stats, classes, names, summary)`` from :func:`excitation_record`'s JSON, ready for the plots."""
+    import pandas as pd
+
+    stats = {block: {"all": torch.tensor(entry["all"]),
+                     "classes": {int(c): {"mean": torch.tensor(e["mean"]), "std": torch.tensor(e["std"]),
+                                          "n": e["n"]} for c, e in entry["classes"].items()}}
+             for block, entry in record["blocks"].items()}
+    classes = {int(k): v for k, v in record["classes"].items()}
+    return stats, classes, record["names"], pd.DataFrame(record["summary"]).set_index("block")
 
 
 def observations(summary, spread_ratio: float = 1.5, saturated: float = 0.5) -> list[str]:

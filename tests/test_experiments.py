@@ -111,3 +111,15 @@ def test_profile_image_size_and_recipe_reach_every_row_unless_the_experiment_ove
     assert {row_recipe(families, r, cpu)[0].image_size for r in families.rows} == {28}
     smoke = profile("smoke")
     assert row_recipe(ablation, ablation.row("r = 8"), smoke)[0].image_size is None
+
+
+def test_reference_model_trains_its_row_when_only_records_exist(tmp_path):
+    from senet_core.role_of_se import reference_model, reference_run_dir, reference_val_loader
+
+    runs = tmp_path / "fresh_runs"
+    model = reference_model(runs, "smoke", "cpu")
+    assert [p.name for p in (runs / "smoke").iterdir()] == [reference_run_dir(runs, "smoke").name]
+    images, _ = next(iter(reference_val_loader("smoke", batch_size=4)))
+    assert model(images).shape == (4, 10) and not model.training
+    cpu_images, _ = next(iter(reference_val_loader("cpu", batch_size=4)))
+    assert cpu_images.shape[-1] == profile("cpu").image_size

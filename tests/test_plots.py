@@ -12,8 +12,9 @@ from senet_core import plots
 from senet_core.models.describe import (architecture_table, compare_architecture_table, input_shape_of,
                                         normalise_cell)
 from senet_core.paper import paper_table
-from senet_core.role_of_se import (excitation_statistics, last_block_of_each_stage, layerwise_summary,
-                                   observations, paper_block_name, trace_se_block)
+from senet_core.role_of_se import (excitation_record, excitation_statistics, last_block_of_each_stage,
+                                   layerwise_summary, observations, paper_block_name, read_excitation_record,
+                                   statistics_from_record, trace_se_block, write_excitation_record)
 
 
 def visible_axes(fig):
@@ -166,6 +167,28 @@ def test_layerwise_summary_and_observations(small_se_net, stats):
     assert (summary["gates > 0.9"] >= 0).all() and (summary["mean gate"] < 1).all()
     lines = observations(summary)
     assert len(lines) == 3 and "Saturation" in lines[1]
+
+
+def test_excitation_record_round_trip_draws_the_same_figures(small_se_net, stats, tmp_path):
+    import json
+
+    classes = {0: "a", 1: "b", 2: "c", 3: "d"}
+    summary = layerwise_summary(stats, list(classes), small_se_net)
+    names = {b: b.upper() for b in stats}
+    record = excitation_record(stats, summary, classes, names, {"profile": "cpu"})
+    assert read_excitation_record(tmp_path, "cpu") is None
+    path = write_excitation_record(tmp_path, "cpu", record)
+    assert path.parent.name == "cpu" and json.loads(path.read_text()) == record
+    back, back_classes, back_names, back_summary = statistics_from_record(read_excitation_record(tmp_path, "cpu"))
+    assert back_classes == classes and back_names == names and list(back) == list(stats)
+    block = list(stats)[-1]
+    torch.testing.assert_close(back[block]["classes"][2]["mean"], stats[block]["classes"][2]["mean"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(back[block]["all"], stats[block]["all"], atol=1e-5, rtol=0)
+    assert back_summary.loc[block, "channels"] == summary.loc[block, "channels"]
+    assert abs(back_summary.loc[block, "gates > 0.9"] - summary.loc[block, "gates > 0.9"]) < 1e-9
+    fig = plots.plot_excitations(back, back_classes, list(back), channels=10, names=back_names)
+    assert len(visible_axes(fig)) == len(back)
+    assert len(observations(back_summary)) == 3
 
 
 def test_show_samples():
