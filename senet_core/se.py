@@ -265,3 +265,24 @@ def capture_gates(model: nn.Module, detach: bool = True) -> Iterator[dict[str, t
     finally:
         for handle in handles:
             handle.remove()
+
+
+def close_residual(branch: torch.Tensor, identity: torch.Tensor, se: nn.Module | None, position: str | None,
+                   activation: nn.Module | None = None) -> torch.Tensor:
+    """The addition that closes a residual unit, with the SE block where Section 6.5 puts it.
+
+    * standard (Fig. 5b): ``identity + s(branch) * branch``, fused in the SE block;
+    * identity (SE-Identity, Fig. 5e): the gate rescales the identity path instead, fused too;
+    * post (SE-POST, Fig. 5d): on the sum, after ``activation`` when the unit has one (the ReLU of
+      a post-activation ResNet; a pre-activation unit has none);
+    * pre and 3x3 act inside the branch, and ``position=None`` is a unit without SE: a plain addition.
+    """
+    if position == "standard":
+        out = se(branch, identity)
+    elif position == "identity":
+        out = se(identity, branch)
+    else:
+        out = branch + identity
+    if activation is not None:
+        out = activation(out)
+    return se(out) if position == "post" else out

@@ -14,7 +14,7 @@ SE integration (Section 5.1): "the same scheme as Section 3.3", i.e. an SE block
 branch after its last layer, before the addition with the identity. The paper does not give r for
 CIFAR; the default r=16 leaves a 16-channel stage a 1-unit excitation (see ``se.hidden_width``). Every residual network here
 also takes the integration variants of Section 6.5 (Fig. 5) through ``se.position``; see
-:func:`_aggregate` and the block docstrings for where each one sits in a pre-activation unit.
+:func:`senet_core.se.close_residual` and the block docstrings for where each one sits in a pre-activation unit.
 
 Stages are numbered like the paper's (the stem is stage 1), so the three residual stages of every
 CIFAR network are stages 2, 3 and 4; ``se.stages`` picks which of them get SE blocks.
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..se import SEConfig
+from ..se import SEConfig, close_residual
 from .init import he_init
 from .registry import register_model
 
@@ -53,25 +53,6 @@ def _se_for(se: SEConfig | None, channels: int, positions: tuple[str, ...], unit
         raise ValueError(f"se_position={se.position!r} does not apply to a {unit}: it supports "
                          f"{', '.join(map(repr, positions))}")
     return se.block(channels)
-
-
-def _aggregate(residual: torch.Tensor, shortcut: torch.Tensor, se: nn.Module | None,
-               position: str | None) -> torch.Tensor:
-    """The addition that closes a residual unit, with the SE block where Section 6.5 puts it.
-
-    * standard (Section 3.3): ``shortcut + s(residual) * residual``, fused in the SE block.
-    * identity (SE-Identity, Fig. 5e): the gate rescales the identity path instead.
-    * post (SE-POST, Fig. 5d): on the sum. A pre-activation unit has no ReLU after the addition,
-      so this is directly after it.
-    * pre and 3x3 act inside the residual branch; nothing is left to do here.
-    """
-    if se is None or position in ("pre", "3x3"):
-        return residual + shortcut
-    if position == "standard":
-        return se(residual, shortcut)
-    if position == "identity":
-        return se(shortcut, residual)
-    return se(residual + shortcut)
 
 
 class PreActBasicBlock(nn.Module):
@@ -112,7 +93,7 @@ class PreActBasicBlock(nn.Module):
         out = self.relu(self.bn2(out))
         out = self.dropout(out)
         out = self.conv2(out)
-        return _aggregate(out, shortcut, self.se, self.se_position)
+        return close_residual(out, shortcut, self.se, self.se_position)
 
 
 class PreActBottleneck(nn.Module):
@@ -161,7 +142,7 @@ class PreActBottleneck(nn.Module):
             out = self.se(out)
         out = self.dropout(out)
         out = self.conv3(out)
-        return _aggregate(out, shortcut, self.se, self.se_position)
+        return close_residual(out, shortcut, self.se, self.se_position)
 
 
 class PreActResNet(nn.Module):
@@ -335,7 +316,7 @@ class ShakeBlock(nn.Module):
         if self.se_position == "pre":
             out = self.se(out)
         out = shake(self.branch1(out), self.branch2(out), self.training, self.even_backward)
-        return _aggregate(out, shortcut, self.se, self.se_position)
+        return close_residual(out, shortcut, self.se, self.se_position)
 
 
 class ShakeResNet(nn.Module):

@@ -23,7 +23,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from ..se import POSITIONS, SEConfig
+from ..se import POSITIONS, SEConfig, close_residual
 from .init import he_init
 from .registry import register_model
 
@@ -99,17 +99,8 @@ class Bottleneck(nn.Module):
 
 
 def _merge(block: nn.Module, branch: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
-    """Add the residual branch to the identity, with SE where Section 6.5 puts it, then ReLU."""
-    if block.se_position == "standard":       # Fig. 5(b): identity + s * branch, fused
-        out = block.se(branch, identity)
-    elif block.se_position == "identity":     # Fig. 5(e): branch + s * identity, fused
-        out = block.se(identity, branch)
-    else:
-        out = branch + identity
-    out = block.relu(out)
-    if block.se_position == "post":           # Fig. 5(d): after the addition and its ReLU
-        out = block.se(out)
-    return out
+    """Close a post-activation unit: the addition with SE where Section 6.5 puts it, then ReLU."""
+    return close_residual(branch, identity, getattr(block, "se", None), block.se_position, block.relu)
 
 
 class ResNet(nn.Module):
