@@ -269,6 +269,49 @@ def experiment_table(name: str, results_dir: str | Path = "results", profile_nam
     return pd.DataFrame(lines).set_index("row").rename_axis(None).astype(object).fillna("")
 
 
+def conclusions(results_dir: str | Path = "results", profile_name: str = "cpu"):
+    """Every comparison of every experiment that has records, with its outcome (a pandas DataFrame).
+
+    A comparison is a row against its baseline, paired over seeds (gain = baseline error minus row
+    error, in points; positive = the row is better). The direction the paper expects is the sign of
+    its own gain, or "better" where the paper prints no number for the row (its conclusion is that
+    SE helps). Outcome: "holds" (ours is significant in that direction), "contradicted" (significant
+    the other way), "within noise" (the 95 % interval contains 0) or "one seed".
+    """
+    import pandas as pd
+
+    from .results import load_records, paired_difference
+
+    lines = []
+    for name in list_experiments():
+        records = load_records(results_dir, profile_name, name)
+        if not records:
+            continue
+        exp = experiment(name)
+        errors: dict[str, dict[int, float]] = {}
+        for r in records:
+            errors.setdefault(r["row"], {})[r["seed"]] = r["metrics"]["top1_err"]
+        for row in exp.rows:
+            if row.baseline is None or not errors.get(row.label) or not errors.get(row.baseline):
+                continue
+            cmp = paired_difference(errors[row.baseline], errors[row.label])
+            paper, paper_base = row.paper_number(), exp.row(row.baseline).paper_number()
+            paper_gain = None if paper is None or paper_base is None else round(paper_base - paper, 2)
+            expected = "better" if paper_gain is None or paper_gain > 0 else "worse" if paper_gain < 0 else "equal"
+            if cmp["verdict"] in ("within noise", "one seed"):
+                outcome = cmp["verdict"]
+            elif expected == "equal":
+                outcome = "contradicted"
+            else:
+                outcome = "holds" if cmp["verdict"] == expected else "contradicted"
+            ci = "" if cmp["n"] < 2 else f" [{cmp['ci'][0]:+.2f}, {cmp['ci'][1]:+.2f}]"
+            lines.append({"table": exp.paper_table, "comparison": f"{row.label} vs {row.baseline}",
+                          "paper gain": "" if paper_gain is None else f"{paper_gain:+.2f}",
+                          "paper direction": expected, "ours gain [95 % CI]": f"{cmp['mean']:+.2f}{ci}",
+                          "seeds": cmp["n"], "outcome": outcome})
+    return pd.DataFrame(lines)
+
+
 def _agreement(paper_gain: float | None, verdict: str) -> str:
     if paper_gain is None:
         return "no paper number"

@@ -5,7 +5,7 @@ import pytest
 
 from senet_core import create_model
 from senet_core.experiments import (experiment, experiment_table, fingerprint, list_experiments, profile,
-                                    row_recipe, run_experiment)
+                                    record_path, row_recipe, run_experiment)
 from senet_core.results import load_records, paired_difference, provenance_label
 
 
@@ -123,3 +123,28 @@ def test_reference_model_trains_its_row_when_only_records_exist(tmp_path):
     assert model(images).shape == (4, 10) and not model.training
     cpu_images, _ = next(iter(reference_val_loader("cpu", batch_size=4)))
     assert cpu_images.shape[-1] == profile("cpu").image_size
+
+
+def test_conclusions_compare_each_row_with_its_baseline_in_the_papers_direction(tmp_path):
+    from senet_core.experiments import conclusions
+    from senet_core.results import write_record
+
+    # Table 12: the paper has Sigmoid better than no SE and ReLU worse. Ours, three seeds each:
+    errors = {"no SE": [20.0, 21.0, 20.5], "Sigmoid": [19.0, 20.1, 19.4],    # better: holds
+              "ReLU": [19.0, 20.0, 19.6],                                    # better: contradicted
+              "Tanh": [21.0, 20.0, 20.6]}                                    # mixed: within noise
+    for label, values in errors.items():
+        for seed, err in enumerate(values):
+            write_record(record_path(tmp_path, "cpu", "table12_excitation_operator", label, seed),
+                         {"experiment": "table12_excitation_operator", "row": label, "config": {}, "seed": seed,
+                          "metrics": {"top1_err": err}, "complexity": {"params": 1, "macs": 1},
+                          "provenance": {"profile": "cpu", "dataset": "fashion_mnist", "device": "cpu",
+                                         "torch": "x", "commit": "c", "date": "2026-01-01"}})
+    table = conclusions(tmp_path, "cpu").set_index("comparison")
+    assert list(table.index) == ["ReLU vs no SE", "Tanh vs no SE", "Sigmoid vs no SE"]
+    assert table.loc["Sigmoid vs no SE", "outcome"] == "holds"
+    assert table.loc["ReLU vs no SE", "paper direction"] == "worse"
+    assert table.loc["ReLU vs no SE", "outcome"] == "contradicted"
+    assert table.loc["Tanh vs no SE", "outcome"] == "within noise"
+    assert table.loc["Sigmoid vs no SE", "ours gain [95 % CI]"].startswith("+1.00 [")
+    assert set(table["table"]) == {12}
