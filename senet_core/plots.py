@@ -608,6 +608,32 @@ def _panel_title(index: int, block: str, names: dict | None) -> str:
     return f"({chr(ord('a') + index)}) {label}"
 
 
+def _excitation_panels(stats: dict, classes, blocks: Sequence[str], channels: int, names: dict | None,
+                       title: str, draw_class, with_all: bool):
+    """The panel grid of Figs. 6-7: one panel per SE block, ``draw_class(ax, x, idx, class_stats,
+    colour, name)`` once per class, and the mean over all classes dashed when ``with_all``."""
+    class_names = _class_names(classes)
+    with style():
+        fig, axes = _panel_grid(len(blocks))
+        for k, (ax, block) in enumerate(zip(axes, blocks)):
+            entry = stats[block]
+            idx = _sampled_channels(len(entry["all"]), channels)
+            x = np.arange(len(idx))
+            for j, (label, name) in enumerate(class_names.items()):
+                draw_class(ax, x, idx, entry["classes"][label], CLASS_COLOURS[j % len(CLASS_COLOURS)], name)
+            if with_all:
+                ax.plot(x, _as_numpy(entry["all"])[idx], color="black", linestyle="--", linewidth=1.0,
+                        label="all")
+            ax.set_ylim(0, 1.02)
+            ax.set_title(_panel_title(k, block, names))
+            ax.set_xlabel("channel index" + (" (sampled)" if len(idx) < len(entry["all"]) else ""))
+            ax.set_ylabel("activation")
+        axes[0].legend(loc="lower left", ncol=2 if with_all else 1)
+        fig.suptitle(title)
+        fig.tight_layout()
+    return fig
+
+
 def plot_excitations(stats: dict, classes, blocks: Sequence[str], channels: int = 50,
                      names: dict | None = None, title: str | None = None):
     """Fig. 6: mean excitation per channel for each class, and over all classes, at several depths.
@@ -617,26 +643,12 @@ def plot_excitations(stats: dict, classes, blocks: Sequence[str], channels: int 
     each); ``names`` optional display names (``{"layer1.2.se": "SE_2_3"}``). The first
     ``channels`` channels are shown, or that many evenly spaced ones when a block has more.
     """
-    class_names = _class_names(classes)
-    with style():
-        fig, axes = _panel_grid(len(blocks))
-        for k, (ax, block) in enumerate(zip(axes, blocks)):
-            entry = stats[block]
-            idx = _sampled_channels(len(entry["all"]), channels)
-            x = np.arange(len(idx))
-            for j, (label, name) in enumerate(class_names.items()):
-                mean = _as_numpy(entry["classes"][label]["mean"])[idx]
-                ax.plot(x, mean, color=CLASS_COLOURS[j % len(CLASS_COLOURS)], label=name, linewidth=1.0)
-            ax.plot(x, _as_numpy(entry["all"])[idx], color="black", linestyle="--", linewidth=1.0,
-                    label="all")
-            ax.set_ylim(0, 1.02)
-            ax.set_title(_panel_title(k, block, names))
-            ax.set_xlabel("channel index" + (" (sampled)" if len(idx) < len(entry["all"]) else ""))
-            ax.set_ylabel("activation")
-        axes[0].legend(loc="lower left", ncol=2)
-        fig.suptitle(title or "Fig. 6: activations induced by excitation in different modules")
-        fig.tight_layout()
-    return fig
+    def class_mean(ax, x, idx, c, colour, name):
+        ax.plot(x, _as_numpy(c["mean"])[idx], color=colour, label=name, linewidth=1.0)
+
+    return _excitation_panels(stats, classes, blocks, channels, names,
+                              title or "Fig. 6: activations induced by excitation in different modules",
+                              class_mean, with_all=True)
 
 
 def plot_excitation_spread(stats: dict, classes, blocks: Sequence[str], channels: int = 50,
@@ -645,27 +657,14 @@ def plot_excitation_spread(stats: dict, classes, blocks: Sequence[str], channels
 
     Arguments as :func:`plot_excitations`; the paper shows two classes (goldfish, plane).
     """
-    class_names = _class_names(classes)
-    with style():
-        fig, axes = _panel_grid(len(blocks))
-        for k, (ax, block) in enumerate(zip(axes, blocks)):
-            entry = stats[block]
-            idx = _sampled_channels(len(entry["all"]), channels)
-            x = np.arange(len(idx))
-            for j, (label, name) in enumerate(class_names.items()):
-                c = entry["classes"][label]
-                mean, std = _as_numpy(c["mean"])[idx], _as_numpy(c["std"])[idx]
-                colour = CLASS_COLOURS[j % len(CLASS_COLOURS)]
-                ax.plot(x, mean, color=colour, label=f"{name} (n={c['n']})", linewidth=1.0)
-                ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.2, linewidth=0)
-            ax.set_ylim(0, 1.02)
-            ax.set_title(_panel_title(k, block, names))
-            ax.set_xlabel("channel index" + (" (sampled)" if len(idx) < len(entry["all"]) else ""))
-            ax.set_ylabel("activation")
-        axes[0].legend(loc="lower left")
-        fig.suptitle(title or "Fig. 7: activations induced by excitation, mean and std within a class")
-        fig.tight_layout()
-    return fig
+    def mean_and_band(ax, x, idx, c, colour, name):
+        mean, std = _as_numpy(c["mean"])[idx], _as_numpy(c["std"])[idx]
+        ax.plot(x, mean, color=colour, label=f"{name} (n={c['n']})", linewidth=1.0)
+        ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.2, linewidth=0)
+
+    return _excitation_panels(stats, classes, blocks, channels, names,
+                              title or "Fig. 7: activations induced by excitation, mean and std within a class",
+                              mean_and_band, with_all=False)
 
 
 def show_samples(images, labels, class_names, per_class: int = 3, title: str | None = None):
