@@ -536,8 +536,7 @@ def _reduced_scale(ours: dict, results_dir, profile: str) -> tuple[str, str, str
     agrees = "no" if "no" in verdicts else "yes" if set(verdicts) == {"yes"} else "within noise"
     used = {p["row"] for p in pairs} | {p["baseline"] for p in pairs}
     chosen = [r for r in records if r["row"] in used]
-    dataset = DATASETS.get(chosen[0]["provenance"]["dataset"], chosen[0]["provenance"]["dataset"])
-    provenance = f"reduced scale, {dataset}; {provenance_label(chosen)}"
+    provenance = provenance_label(chosen)
     return "measured at reduced scale", "; ".join(texts), agrees, provenance
 
 

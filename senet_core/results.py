@@ -101,7 +101,8 @@ def paired_difference(baseline: dict[int, float], treatment: dict[int, float]) -
 
 
 def provenance_label(records: Sequence[dict]) -> str:
-    """One line saying where a set of numbers comes from (measured: profile, data, device, torch, commit, date)."""
+    """One line saying where a set of numbers comes from (measured at reduced scale: profile, data, device,
+    torch, commit, date, seeds). Every record is a run of a reduced-scale miniature (experiments.yaml)."""
     p = records[0]["provenance"]
     commits = sorted({r["provenance"]["commit"] for r in records})
     dates = sorted(r["provenance"]["date"][:10] for r in records)
@@ -109,7 +110,7 @@ def provenance_label(records: Sequence[dict]) -> str:
     span = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
     sides = sorted({r["provenance"].get("image_size") for r in records} - {None})
     at = f" at {' and '.join(f'{s}x{s}' for s in sides)}" if sides else ""
-    return (f"measured: {p['profile']} profile, {p['dataset']} ({p.get('train_images', '?')} train / "
+    return (f"measured at reduced scale: {p['profile']} profile, {p['dataset']} ({p.get('train_images', '?')} train / "
             f"{p.get('val_images', '?')} val images{at}, {_epochs(p.get('epochs'))}), {p['device']}, torch "
             f"{p['torch']}, commit {', '.join(commits)}, {span}, seeds {', '.join(map(str, seeds))}")
 

@@ -135,7 +135,7 @@ def test_reduced_scale_agreement_follows_the_records(tmp_path, se_errors, agrees
     row = check_claim(by_id(30), tmp_path, "cpu")
     assert row["status"] == "measured at reduced scale"
     assert row["agrees"] == agrees
-    assert row["provenance"].startswith("reduced scale, Fashion-MNIST; measured: cpu profile")
+    assert row["provenance"].startswith("measured at reduced scale: cpu profile, fashion_mnist")
     assert "seeds 0, 1, 2" in row["provenance"]
     said = conclusion(pd.DataFrame([row]))
     assert f"claim 30 (" in said
