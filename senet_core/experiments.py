@@ -20,6 +20,7 @@ import yaml
 from .names import lookup
 from .paper import paper_row
 from .recipes import Recipe, recipe
+from .se import SEConfig
 
 
 @dataclass(frozen=True)
@@ -116,22 +117,10 @@ def row_recipe(exp: Experiment, row: Row, prof: Profile) -> tuple[Recipe, dict]:
     return chosen, options
 
 
-def canonical_options(options: dict) -> dict:
-    """``options`` without the SE settings that equal the default SE block's (r=16, avg, sigmoid, ...).
-
-    Rows that spell out a default (Table 10's r = 16, Table 11's Avg, Table 14's SE) are then the
-    same network as the reference SE row, and share its training run.
-    """
-    from .se import SEConfig
-    default = SEConfig()
-    return {k: v for k, v in options.items()
-            if not (k in SEConfig.OPTION_NAMES and getattr(default, SEConfig.OPTION_NAMES[k]) == v)}
-
-
 def fingerprint(chosen: Recipe, options: dict, prof: Profile) -> str:
     """A short hash of everything that decides a run's result except the seed."""
     settings = {k: v for k, v in chosen.__dict__.items() if k not in ("paper", "ours", "explicit", "name", "summary")}
-    settings = {**settings, "lr_milestones": list(chosen.lr_milestones), "options": canonical_options(options),
+    settings = {**settings, "lr_milestones": list(chosen.lr_milestones), "options": SEConfig.without_defaults(options),
                 "limit_train": prof.limit_train, "limit_val": prof.limit_val}
     text = json.dumps(settings, sort_keys=True, default=list)
     return hashlib.sha1(text.encode()).hexdigest()[:12]

@@ -203,6 +203,14 @@ class SEConfig:
             object.__setattr__(self, "stages", tuple(sorted(set(stages))))
 
     @classmethod
+    def without_defaults(cls, options: dict) -> dict:
+        """create_model keywords minus the SE settings equal to the default block's (r=16, avg, ...):
+        two option sets that differ only there build the same network."""
+        default = cls()
+        return {k: v for k, v in options.items()
+                if not (k in cls.OPTION_NAMES and getattr(default, cls.OPTION_NAMES[k]) == v)}
+
+    @classmethod
     def from_options(cls, options: dict) -> "SEConfig":
         """Build from create_model keywords (``reduction``, ``se_position``, ...)."""
         return cls(**{cls.OPTION_NAMES[k]: v for k, v in options.items()})

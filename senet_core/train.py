@@ -30,6 +30,7 @@ from .data import build_loaders
 from .evaluate import AMP_DTYPES, autocast, evaluate
 from .models import create_model, model_entry
 from .recipes import Recipe
+from .se import SEConfig
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -218,6 +219,11 @@ def _check_resumable(saved: dict, current: dict) -> None:
             for rk in set(saved["recipe"]) | set(current["recipe"]):
                 if rk not in TrainConfig.RESUMABLE and saved["recipe"].get(rk) != current["recipe"].get(rk):
                     diffs.append(f"{rk}: {saved['recipe'].get(rk)!r} -> {current['recipe'].get(rk)!r}")
+        elif key == "model_options":
+            # Spelling out a default SE setting (reduction=16, ...) builds the same network.
+            before, after = (SEConfig.without_defaults(d.get(key) or {}) for d in (saved, current))
+            if before != after:
+                diffs.append(f"{key}: {saved.get(key)!r} -> {current.get(key)!r}")
         elif saved.get(key) != current.get(key):
             diffs.append(f"{key}: {saved.get(key)!r} -> {current.get(key)!r}")
     if diffs:
