@@ -147,6 +147,17 @@ def test_a_finished_run_is_not_overwritten_and_resume_checks_settings(tmp_path):
         train(fmnist_config(tmp_path / "empty", resume=True), model=fmnist_model())
 
 
+def test_resume_accepts_a_default_se_setting_spelled_another_way(tmp_path):
+    r = Recipe(dataset="synthetic", model="se_resnet20_cifar", epochs=1, batch_size=64)
+    def run(options, **kwargs):
+        return train(TrainConfig(recipe=r, out=str(tmp_path), model_options=options, device="cpu",
+                                 limit_train=64, limit_val=64, progress=False, **kwargs))
+    first = run({"reduction": 16, "se_bias": False})
+    assert run({"excitation": "sigmoid", "se_bias": False}, resume=True) == first
+    with pytest.raises(ValueError, match="cannot resume.*model_options"):
+        run({"reduction": 8, "se_bias": False}, resume=True)
+
+
 def test_real_fashion_mnist_learns(tmp_path):
     r = recipe("fashion_mnist").with_overrides(model="resnet20_cifar", epochs=3, batch_size=32)
     # lr 0.1 (the recipe's rate at batch 128) rather than its linear scaling to 0.025: 20 steps an epoch.
