@@ -61,3 +61,20 @@ def test_baseline_is_the_se_model_without_se(name):
     se_params = sum(p.numel() for b in se_modules(se_model).values() for p in b.parameters())
     total = sum(p.numel() for p in se_model.parameters())
     assert total - se_params == sum(p.numel() for p in baseline.parameters())
+
+
+@pytest.mark.parametrize("name", ["se_resnet50", "se_resnet29_cifar", "se_mobilenet_v1"])
+def test_he_initialisation_reaches_the_excitation_but_not_the_classifier(name):
+    import math
+
+    from senet_core.se import SEBlock
+
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10)
+    blocks = [m for m in model.modules() if isinstance(m, SEBlock)]
+    widest = max(blocks, key=lambda b: b.channels)
+    for fc in (widest.fc1, widest.fc2):
+        he = math.sqrt(2.0 / fc.in_features)                  # Kaiming normal, fan-in, ReLU gain
+        assert 0.8 * he < fc.weight.std().item() < 1.2 * he
+    classifier = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    assert classifier.out_features == 10 and abs(classifier.weight.std().item() - 0.01) < 0.002
