@@ -56,13 +56,23 @@ def hidden_width(channels: int, reduction: int, divisor: int | None = None) -> i
 
 
 def _linear(x: torch.Tensor, layer: nn.Linear, scale: float = 1.0) -> torch.Tensor:
-    """``layer(scale * x)`` as one matrix product: ``scale`` is the GEMM's alpha, so no extra pass
-    over ``x`` and no extra operator call (the squeeze's 1/(H W) of Eq. 2 goes here)."""
+    """``layer(scale * x)`` as one BLAS call: ``scale`` is the product's alpha, so no extra pass
+    over ``x`` and no extra operator call (the squeeze's 1/(H W) of Eq. 2 goes here).
+
+    ``x`` is (N, in), or (in,) for a single image: then the layer is a matrix-vector product,
+    which costs less than a one-row matrix product when the weights have to come from memory.
+    """
+    weight, bias = layer.weight, layer.bias
+    if x.dim() == 1:
+        if bias is None:
+            out = torch.mv(weight, x)
+            return out if scale == 1.0 else out.mul_(scale)
+        return torch.addmv(bias, weight, x, alpha=scale)
     if scale == 1.0:
-        return F.linear(x, layer.weight, layer.bias)
-    if layer.bias is None:
-        return F.linear(x, layer.weight).mul_(scale)
-    return torch.addmm(layer.bias, x, layer.weight.t(), alpha=scale)
+        return F.linear(x, weight, bias)
+    if bias is None:
+        return F.linear(x, weight).mul_(scale)
+    return torch.addmm(bias, x, weight.t(), alpha=scale)
 
 
 def _gate(excitation: str) -> nn.Module:
@@ -105,18 +115,21 @@ class SEBlock(nn.Module):
         """The gate ``s`` of Eq. 3 for a feature map ``u`` of shape (N, C, H, W); shape (N, C)."""
         # Squeeze (Eq. 2) as a reduction over H, W: no pooling module, no (N, C, 1, 1) copy. At batch
         # 1 on a CPU the gate's cost is operator count and reading the FC weights, not arithmetic:
-        # for an average, the division by H*W rides in fc1's matrix product (see _linear), and
-        # the FCs and the ReLU are called as functions, not modules (same parameters, fewer calls).
+        # one image is squeezed to a vector so that the FCs are matrix-vector products, for an
+        # average the division by H*W rides in fc1's product (see _linear), and the FCs and the
+        # ReLU are called as functions, not modules (same parameters, fewer calls).
+        n, c = u.shape[:2]
+        dims = (0, 2, 3) if n == 1 else (2, 3)
         if self.squeeze == "max":
-            z, scale = u.amax((2, 3)), 1.0
+            z, scale = u.amax(dims), 1.0
         elif u.dtype in (torch.float32, torch.float64):
-            z, scale = u.sum((2, 3)), 1.0 / (u.shape[2] * u.shape[3])
+            z, scale = u.sum(dims), 1.0 / (u.shape[2] * u.shape[3])
         else:
             # A half-precision sum over a 56x56 map can overflow where the mean cannot.
-            z, scale = u.mean((2, 3)), 1.0
+            z, scale = u.mean(dims), 1.0
         hidden = torch.relu_(_linear(z, self.fc1, scale))
         # The gate stays a module call: capture_gates hooks it to record s.
-        return self.gate(_linear(hidden, self.fc2))
+        return self.gate(_linear(hidden, self.fc2).view(n, c))
 
     def forward(self, u: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         s = self.excite(u)
