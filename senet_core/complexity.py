@@ -26,6 +26,21 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .se import se_modules
 
+aten = torch.ops.aten
+
+
+def _matrix_vector_flops(matrix_shape, vector_shape, *args, **kwargs) -> int:
+    return 2 * matrix_shape[0] * matrix_shape[1]
+
+
+def _addmv_flops(bias_shape, matrix_shape, vector_shape, *args, **kwargs) -> int:
+    return _matrix_vector_flops(matrix_shape, vector_shape)
+
+
+# FlopCounterMode knows matrix products but not matrix-vector ones, which an SE block uses for its
+# FCs on a single image (se.py's _linear); counted the same way as a one-row matrix product.
+MATRIX_VECTOR_FLOPS = {aten.mv: _matrix_vector_flops, aten.addmv: _addmv_flops}
+
 
 @dataclass(frozen=True)
 class Complexity:
@@ -77,7 +92,8 @@ def complexity(model: nn.Module, input_size: tuple[int, int, int] = (3, 224, 224
         was_training = model.training
         model.eval()
         try:
-            with torch.no_grad(), FlopCounterMode(display=False, depth=None) as counter:
+            counter = FlopCounterMode(display=False, depth=None, custom_mapping=MATRIX_VECTOR_FLOPS)
+            with torch.no_grad(), counter:
                 model(x)
         finally:
             model.train(was_training)

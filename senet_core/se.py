@@ -113,27 +113,30 @@ class SEBlock(nn.Module):
 
     def excite(self, u: torch.Tensor) -> torch.Tensor:
         """The gate ``s`` of Eq. 3 for a feature map ``u`` of shape (N, C, H, W); shape (N, C)."""
-        # Squeeze (Eq. 2) as a reduction over H, W: no pooling module, no (N, C, 1, 1) copy. At batch
-        # 1 on a CPU the gate's cost is operator count and reading the FC weights, not arithmetic:
-        # one image is squeezed to a vector so that the FCs are matrix-vector products, for an
-        # average the division by H*W rides in fc1's product (see _linear), and the FCs and the
-        # ReLU are called as functions, not modules (same parameters, fewer calls).
-        n, c = u.shape[:2]
+        return self._excitation(u).view(u.shape[0], u.shape[1])
+
+    def _excitation(self, u: torch.Tensor) -> torch.Tensor:
+        # The gate as the products leave it: (C,) for one image, (N, C) for a batch. At batch 1 on
+        # a CPU its cost is operator count and reading the FC weights, not arithmetic, so:
+        # * the squeeze (Eq. 2) is a reduction over H, W: no pooling module, no (N, C, 1, 1) copy;
+        #   one image is squeezed to a vector, so that the FCs are matrix-vector products;
+        # * for an average, the division by H*W rides in fc1's product (see _linear);
+        # * the FCs and the ReLU are functions, not modules (same parameters, fewer calls).
+        n, _, h, w = u.shape
         dims = (0, 2, 3) if n == 1 else (2, 3)
         if self.squeeze == "max":
             z, scale = u.amax(dims), 1.0
         elif u.dtype in (torch.float32, torch.float64):
-            z, scale = u.sum(dims), 1.0 / (u.shape[2] * u.shape[3])
+            z, scale = u.sum(dims), 1.0 / (h * w)
         else:
             # A half-precision sum over a 56x56 map can overflow where the mean cannot.
             z, scale = u.mean(dims), 1.0
-        hidden = torch.relu_(_linear(z, self.fc1, scale))
+        hidden = _linear(z, self.fc1, scale).relu_()
         # The gate stays a module call: capture_gates hooks it to record s.
-        return self.gate(_linear(hidden, self.fc2).view(n, c))
+        return self.gate(_linear(hidden, self.fc2))
 
     def forward(self, u: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        s = self.excite(u)
-        s = s.view(s.shape[0], s.shape[1], 1, 1)
+        s = self._excitation(u).view(u.shape[0], u.shape[1], 1, 1)
         if residual is None:
             return u * s
         # Eq. 4 and the residual addition in one pass over the activation (Caffe's "Axpy").
@@ -279,6 +282,8 @@ def capture_gates(model: nn.Module, detach: bool = True) -> Iterator[dict[str, t
     handles = []
     for name, block in se_modules(model).items():
         def record(module, inputs, output, name=name):
+            if output.dim() == 1:  # an SE block's gate for a single image is a vector
+                output = output.unsqueeze(0)
             gates[name] = output.detach() if detach else output
         handles.append(block.gate.register_forward_hook(record))
     try:
