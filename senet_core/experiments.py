@@ -219,18 +219,15 @@ def experiment_table(name: str, results_dir: str | Path = "results", profile_nam
     """
     import pandas as pd
 
-    from .results import load_records, mean_std, paired_difference
+    from .results import load_records, mean_std
 
     exp = experiment(name)
     records = load_records(results_dir, profile_name, name)
     if not records:
         raise FileNotFoundError(f"no records of {name} under {Path(results_dir) / profile_name}: run "
                                 f"`senet experiments --only {name} --profile {profile_name}` first")
-    by_row: dict[str, dict[int, float]] = {}
-    cost: dict[str, dict] = {}
-    for r in records:
-        by_row.setdefault(r["row"], {})[r["seed"]] = r["metrics"]["top1_err"]
-        cost[r["row"]] = r["complexity"]
+    by_row = _errors_by_row(records)
+    cost = {r["row"]: r["complexity"] for r in records}
     lines = []
     for row in exp.rows:
         errors = by_row.get(row.label, {})
@@ -243,9 +240,7 @@ def experiment_table(name: str, results_dir: str | Path = "results", profile_nam
         else:
             line["ours top-1 err (%)"] = "not run"
         if row.baseline is not None and errors and by_row.get(row.baseline):
-            cmp = paired_difference(by_row[row.baseline], errors)
-            paper_base = exp.row(row.baseline).paper_number()
-            paper_gain = None if paper is None or paper_base is None else round(paper_base - paper, 2)
+            cmp, paper_gain = _against_baseline(exp, row, by_row)
             line["ours gain vs baseline"] = (f"{cmp['mean']:+.2f} [{cmp['ci'][0]:+.2f}, {cmp['ci'][1]:+.2f}]"
                                              if cmp["n"] > 1 else f"{cmp['mean']:+.2f}")
             line["verdict"] = cmp["verdict"]
@@ -269,7 +264,7 @@ def conclusions(results_dir: str | Path = "results", profile_name: str = "cpu"):
     """
     import pandas as pd
 
-    from .results import load_records, paired_difference
+    from .results import load_records
 
     lines = []
     for name in list_experiments():
@@ -277,15 +272,11 @@ def conclusions(results_dir: str | Path = "results", profile_name: str = "cpu"):
         if not records:
             continue
         exp = experiment(name)
-        errors: dict[str, dict[int, float]] = {}
-        for r in records:
-            errors.setdefault(r["row"], {})[r["seed"]] = r["metrics"]["top1_err"]
+        errors = _errors_by_row(records)
         for row in exp.rows:
             if row.baseline is None or not errors.get(row.label) or not errors.get(row.baseline):
                 continue
-            cmp = paired_difference(errors[row.baseline], errors[row.label])
-            paper, paper_base = row.paper_number(), exp.row(row.baseline).paper_number()
-            paper_gain = None if paper is None or paper_base is None else round(paper_base - paper, 2)
+            cmp, paper_gain = _against_baseline(exp, row, errors)
             expected = "better" if paper_gain is None or paper_gain > 0 else "worse" if paper_gain < 0 else "equal"
             if cmp["verdict"] in ("within noise", "one seed"):
                 outcome = cmp["verdict"]
@@ -299,6 +290,24 @@ def conclusions(results_dir: str | Path = "results", profile_name: str = "cpu"):
                           "paper direction": expected, "ours gain [95 % CI]": f"{cmp['mean']:+.2f}{ci}",
                           "seeds": cmp["n"], "outcome": outcome})
     return pd.DataFrame(lines)
+
+
+def _errors_by_row(records: list[dict]) -> dict[str, dict[int, float]]:
+    """Top-1 error of each row of an experiment's records, by seed."""
+    errors: dict[str, dict[int, float]] = {}
+    for r in records:
+        errors.setdefault(r["row"], {})[r["seed"]] = r["metrics"]["top1_err"]
+    return errors
+
+
+def _against_baseline(exp: Experiment, row: Row, errors: dict[str, dict[int, float]]) -> tuple[dict, float | None]:
+    """``row`` against its baseline: our paired difference over seeds (results.paired_difference)
+    and the paper's gain (baseline error minus row error; None where the paper prints no number)."""
+    from .results import paired_difference
+
+    paper, paper_base = row.paper_number(), exp.row(row.baseline).paper_number()
+    paper_gain = None if paper is None or paper_base is None else round(paper_base - paper, 2)
+    return paired_difference(errors[row.baseline], errors[row.label]), paper_gain
 
 
 def _agreement(paper_gain: float | None, verdict: str) -> str:

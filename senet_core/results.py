@@ -46,14 +46,19 @@ def validate_record(record: dict) -> dict:
     return record
 
 
-def write_record(path: str | Path, record: dict) -> None:
-    """Write a record atomically (temporary file + rename)."""
-    validate_record(record)
+def write_json(path: str | Path, data: dict) -> Path:
+    """Write JSON atomically (temporary file + rename): a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)
+    return path
+
+
+def write_record(path: str | Path, record: dict) -> None:
+    """Write a result record atomically, after checking its fields."""
+    write_json(path, validate_record(record))
 
 
 def read_record(path: str | Path) -> dict:

@@ -20,6 +20,7 @@ from typing import Iterable, Sequence
 import torch
 from torch import nn
 
+from .results import write_json
 from .se import capture_gates, se_modules
 
 # Fashion-MNIST's label names, in label order (Xiao et al. 2017, the dataset's README).
@@ -240,15 +241,7 @@ def excitation_record_path(results_dir: str | Path, profile: str) -> Path:
 
 
 def write_excitation_record(results_dir: str | Path, profile: str, record: dict) -> Path:
-    import json
-    import os
-
-    path = excitation_record_path(results_dir, profile)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json(excitation_record_path(results_dir, profile), record)
 
 
 def read_excitation_record(results_dir: str | Path, profile: str) -> dict | None:
