@@ -68,7 +68,8 @@ work), so the one-thread ratio is lower.
 | FCs and ReLU as `F.linear` / `torch.relu_`, gate reshaped with `view` | 1.055 [1.049, 1.074] | yes |
 | and the squeeze as `sum((2,3))` with 1/(HW) as fc1's GEMM alpha (`addmm(..., alpha=)`; fp32/fp64 only, a half-precision sum can overflow) | 1.050 [1.047, 1.060] | yes |
 | one image squeezed to a vector, so each FC is one matrix-vector product (`addmv`) instead of a one-row matrix product (`addmm` plus a transpose) | SE FC time per image 1.28 -> 0.88 ms (torch.profiler, 30 forwards); against the first SE forward, paired: 0.991 [0.976, 1.009] | yes |
-| the excitation as one method that returns the gate as the products leave it, one `view` fewer per block | ~0.1 ms per image at 32x32 | yes |
+| the excitation as one method that returns the gate as the products leave it, one `view` fewer per block | no measurable change: at 32x32 the SE cost was 0.17-0.24 ms above the inline variant below before, 0.16 ms after (same-run comparisons) | yes: neutral, `excite()` and `forward` share one path |
+| the excitation written inline for the one-image case (no `_linear` calls, each parameter looked up once) | SE cost at 32x32 1.45-1.57 vs 1.62-1.72 ms for the kept path | no: ~0.15 ms (0.25 % at 224x224, inside the run-to-run spread) for a second copy of `_linear`'s cases |
 | fc2's weight stored column-major (a transposed contiguous tensor), so its product streams whole columns | stage-5 fc2 139 -> 57 us in the profiler, but paired 0.997 [0.978, 1.016] against the kept path | no: no measurable gain, and a non-contiguous parameter breaks `.view` and `parameters_to_vector` |
 | FCs with C >= 1024 as an element-wise product and a row sum (both cores read the weights) | +1.85 vs +1.93 ms over resnet50 (80 rounds) | no: within noise, three operators for one |
 | the one-image products split in two halves as a batched product (`bmm`) | 178 vs 95 us for the 128x2048 product, cold | no |
