@@ -9,7 +9,17 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
 .PHONY: test book complexity install clean data
 
+# PyPI's torch is the CUDA build: about 6 GB installed, and pip holds about 2.6 GB of downloads while it
+# runs. A first install refuses early, with the numbers, rather than fail half-way with a full disk.
+INSTALL_NEEDS_GB ?= 9
+
 $(STAMP): pyproject.toml
+	@dir=$$(dirname "$(VENV)"); free=$$(df -Pk "$$dir" | awk 'NR == 2 {print int($$4 / 1048576)}'); \
+	if [ ! -d "$(VENV)" ] && [ "$$free" -lt $(INSTALL_NEEDS_GB) ]; then \
+		echo "Not enough disk to install: $$free GB free under $$dir, about $(INSTALL_NEEDS_GB) GB needed"; \
+		echo "(torch's CUDA wheels from PyPI). Free some space, or point VENV= at a larger disk."; \
+		exit 1; \
+	fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test,book]"
