@@ -215,7 +215,8 @@ def experiment_table(name: str, results_dir: str | Path = "results", profile_nam
 
     Columns: the paper's top-1 error; ours as mean +/- std over seeds; the paired difference to the row's
     baseline (baseline minus row, positive = better than the baseline) with its 95 % interval and verdict;
-    the paper's difference; whether ours agrees in direction; exact params and MFLOPs at our input size.
+    the paper's difference, the direction it expects and the outcome of ours against it (as in
+    :func:`conclusions`); exact params and MFLOPs at our input size.
     """
     import pandas as pd
 
@@ -245,7 +246,7 @@ def experiment_table(name: str, results_dir: str | Path = "results", profile_nam
                                              if cmp["n"] > 1 else f"{cmp['mean']:+.2f}")
             line["verdict"] = cmp["verdict"]
             line["paper gain vs baseline"] = paper_gain
-            line["agrees with paper"] = _agreement(paper_gain, cmp["verdict"])
+            line["paper direction"], line["outcome"] = _outcome(paper_gain, cmp["verdict"])
         if row.label in cost:
             line["params (M)"] = round(cost[row.label]["params"] / 1e6, 3)
             line["MFLOPs"] = round(cost[row.label]["macs"] / 1e6, 1)
@@ -277,13 +278,7 @@ def conclusions(results_dir: str | Path = "results", profile_name: str = "cpu"):
             if row.baseline is None or not errors.get(row.label) or not errors.get(row.baseline):
                 continue
             cmp, paper_gain = _against_baseline(exp, row, errors)
-            expected = "better" if paper_gain is None or paper_gain > 0 else "worse" if paper_gain < 0 else "equal"
-            if cmp["verdict"] in ("within noise", "one seed"):
-                outcome = cmp["verdict"]
-            elif expected == "equal":
-                outcome = "contradicted"
-            else:
-                outcome = "holds" if cmp["verdict"] == expected else "contradicted"
+            expected, outcome = _outcome(paper_gain, cmp["verdict"])
             ci = "" if cmp["n"] < 2 else f" [{cmp['ci'][0]:+.2f}, {cmp['ci'][1]:+.2f}]"
             lines.append({"table": exp.paper_table, "comparison": f"{row.label} vs {row.baseline}",
                           "paper gain": "" if paper_gain is None else f"{paper_gain:+.2f}",
@@ -310,10 +305,15 @@ def _against_baseline(exp: Experiment, row: Row, errors: dict[str, dict[int, flo
     return paired_difference(errors[row.baseline], errors[row.label]), paper_gain
 
 
-def _agreement(paper_gain: float | None, verdict: str) -> str:
-    if paper_gain is None:
-        return "no paper number"
+def _outcome(paper_gain: float | None, verdict: str) -> tuple[str, str]:
+    """The direction the paper expects for a comparison, and the outcome of ours against it.
+
+    Expected: the sign of the paper's gain ("better", "worse", "equal"), or "better" where the paper
+    prints no number for the row (its conclusion is that SE helps). Outcome: "holds" when our
+    verdict is significant in that direction, "contradicted" when it is significant the other way
+    (or at all, against an "equal"), else our verdict ("within noise", "one seed").
+    """
+    expected = "better" if paper_gain is None or paper_gain > 0 else "worse" if paper_gain < 0 else "equal"
     if verdict in ("within noise", "one seed"):
-        return verdict
-    same = (paper_gain > 0) == (verdict == "better")
-    return "yes" if same else "no (opposite direction)"
+        return expected, verdict
+    return expected, "holds" if verdict == expected else "contradicted"

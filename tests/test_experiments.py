@@ -125,21 +125,28 @@ def test_reference_model_trains_its_row_when_only_records_exist(tmp_path):
     assert cpu_images.shape[-1] == profile("cpu").image_size
 
 
-def test_conclusions_compare_each_row_with_its_baseline_in_the_papers_direction(tmp_path):
-    from senet_core.experiments import conclusions
+def _write_errors(results_dir, experiment_name, errors):
     from senet_core.results import write_record
 
-    # Table 12: the paper has Sigmoid better than no SE and ReLU worse. Ours, three seeds each:
-    errors = {"no SE": [20.0, 21.0, 20.5], "Sigmoid": [19.0, 20.1, 19.4],    # better: holds
-              "ReLU": [19.0, 20.0, 19.6],                                    # better: contradicted
-              "Tanh": [21.0, 20.0, 20.6]}                                    # mixed: within noise
     for label, values in errors.items():
         for seed, err in enumerate(values):
-            write_record(record_path(tmp_path, "cpu", "table12_excitation_operator", label, seed),
-                         {"experiment": "table12_excitation_operator", "row": label, "config": {}, "seed": seed,
+            write_record(record_path(results_dir, "cpu", experiment_name, label, seed),
+                         {"experiment": experiment_name, "row": label, "config": {}, "seed": seed,
                           "metrics": {"top1_err": err}, "complexity": {"params": 1, "macs": 1},
                           "provenance": {"profile": "cpu", "dataset": "fashion_mnist", "device": "cpu",
                                          "torch": "x", "commit": "c", "date": "2026-01-01"}})
+
+
+# Table 12: the paper has Sigmoid better than no SE and ReLU worse. Ours, three seeds each:
+TABLE12_ERRORS = {"no SE": [20.0, 21.0, 20.5], "Sigmoid": [19.0, 20.1, 19.4],    # better: holds
+                  "ReLU": [19.0, 20.0, 19.6],                                    # better: contradicted
+                  "Tanh": [21.0, 20.0, 20.6]}                                    # mixed: within noise
+
+
+def test_conclusions_compare_each_row_with_its_baseline_in_the_papers_direction(tmp_path):
+    from senet_core.experiments import conclusions
+
+    _write_errors(tmp_path, "table12_excitation_operator", TABLE12_ERRORS)
     table = conclusions(tmp_path, "cpu").set_index("comparison")
     assert list(table.index) == ["ReLU vs no SE", "Tanh vs no SE", "Sigmoid vs no SE"]
     assert table.loc["Sigmoid vs no SE", "outcome"] == "holds"
@@ -148,3 +155,38 @@ def test_conclusions_compare_each_row_with_its_baseline_in_the_papers_direction(
     assert table.loc["Tanh vs no SE", "outcome"] == "within noise"
     assert table.loc["Sigmoid vs no SE", "ours gain [95 % CI]"].startswith("+1.00 [")
     assert set(table["table"]) == {12}
+
+
+def test_chapter_tables_judge_each_comparison_as_the_conclusions_do(tmp_path):
+    from senet_core.experiments import conclusions, experiment_table
+
+    _write_errors(tmp_path, "table12_excitation_operator", TABLE12_ERRORS)
+    # Table 2's miniature adds ResNet-18, which the paper does not print: the expected direction is
+    # the paper's conclusion (SE helps). SE-ResNet-18 is worse on every seed here.
+    _write_errors(tmp_path, "table02_imagenet_families",
+                  {"ResNet-18": [10.0, 11.0, 12.0], "SE-ResNet-18": [11.0, 12.2, 13.1]})
+    report = conclusions(tmp_path, "cpu").set_index("comparison")
+    assert report.loc["SE-ResNet-18 vs ResNet-18", "paper gain"] == ""
+    assert tuple(report.loc["SE-ResNet-18 vs ResNet-18", ["paper direction", "outcome"]]) == ("better", "contradicted")
+    for name in ("table12_excitation_operator", "table02_imagenet_families"):
+        chapter = experiment_table(name, tmp_path, "cpu")
+        judged = chapter[chapter["outcome"] != ""]
+        assert len(judged) == len(report[report["table"] == experiment(name).paper_table])
+        for label, line in judged.iterrows():
+            comparison = f"{label} vs {experiment(name).row(label).baseline}"
+            assert (line["paper direction"], line["outcome"]) == \
+                tuple(report.loc[comparison, ["paper direction", "outcome"]]), comparison
+
+
+@pytest.mark.parametrize("paper_gain, verdict, expected", [
+    (0.5, "better", ("better", "holds")),
+    (-0.5, "better", ("worse", "contradicted")),
+    (None, "worse", ("better", "contradicted")),
+    (0.0, "worse", ("equal", "contradicted")),
+    (0.0, "within noise", ("equal", "within noise")),
+    (0.5, "one seed", ("better", "one seed")),
+])
+def test_outcome_of_a_comparison(paper_gain, verdict, expected):
+    from senet_core.experiments import _outcome
+
+    assert _outcome(paper_gain, verdict) == expected
