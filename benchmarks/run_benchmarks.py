@@ -61,6 +61,11 @@ ms; all together 2-2.5 ms against a 55-58 ms ResNet-50. The paper's CPU figure (
 a similar absolute cost on a baseline three times slower, hence its smaller ratio. With one
 thread the convolutions take twice as long and the SE cost barely changes (it is single-threaded
 work), so the one-thread ratio is lower.
+The stage-5 products are the slowest: with cold weights MKL's matrix-vector product takes
+~134 us for fc2 (2048x128) and 52-66 us for fc1 (128x2048) per block, where reading the same
+1 MB with both cores (`weight.sum()`) takes ~21 us. They are bound by memory latency, not
+bandwidth; a row-major 2048x128 product is the worst case (a 1024-channel product takes no
+longer than a plain read of its weights).
 
 | SE forward (all compute the same function up to float rounding) | measured | kept |
 |---|---|---|
@@ -78,6 +83,7 @@ work), so the one-thread ratio is lower.
 | `torch.add(residual, u * s)` | 114 vs 66 us at 256x56x56 | no |
 | squeeze as `adaptive_avg_pool2d` | same as `mean`, 5 us slower than `sum` | no |
 | both networks under `torch.compile` (inductor, CPU) | resnet50 84 ms (eager 58 ms), ratio 1.052 | no: slower on this CPU |
+| stage-5 FC weights first read by a two-thread `sum()` (so they are in cache), then the products | three stage-5 excitations alone, cold: 603 -> 356 us; all 16 blocks in sequence, cold: 1.06-1.14x slower; in the network, paired: 0.994 [0.961, 1.024] | no: the isolated gain does not survive the full network on this shared machine |
 
 The paired rows are medians of per-round ratios [IQR]; single-operator rows are medians of 300+
 timed calls with the caches flushed in between ("cold") or not. The machine is shared: runs of
