@@ -14,7 +14,8 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 INSTALL_NEEDS_GB ?= 9
 
 $(STAMP): pyproject.toml
-	@dir=$$(dirname "$(VENV)"); free=$$(df -Pk "$$dir" | awk 'NR == 2 {print int($$4 / 1048576)}'); \
+	@dir=$$(dirname "$(VENV)"); while [ ! -d "$$dir" ]; do dir=$$(dirname "$$dir"); done; \
+	free=$$(df -Pk "$$dir" | awk 'NR == 2 {print int($$4 / 1048576)}'); \
 	if [ ! -d "$(VENV)" ] && [ "$$free" -lt $(INSTALL_NEEDS_GB) ]; then \
 		echo "Not enough disk to install: $$free GB free under $$dir, about $(INSTALL_NEEDS_GB) GB needed"; \
 		echo "(torch's CUDA wheels from PyPI). Free some space, or point VENV= at a larger disk."; \
