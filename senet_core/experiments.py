@@ -240,8 +240,9 @@ def experiment_table(name: str, results_dir: str | Path = "results", profile_nam
             line["ours top-1 err (%)"] = f"{mean:.2f}{spread} (n={len(errors)})"
         else:
             line["ours top-1 err (%)"] = "not run"
-        if row.baseline is not None and errors and by_row.get(row.baseline):
-            cmp, paper_gain = _against_baseline(exp, row, by_row)
+        compared = _against_baseline(exp, row, by_row)
+        if compared is not None:
+            cmp, paper_gain = compared
             line["ours gain vs baseline"] = (f"{cmp['mean']:+.2f} [{cmp['ci'][0]:+.2f}, {cmp['ci'][1]:+.2f}]"
                                              if cmp["n"] > 1 else f"{cmp['mean']:+.2f}")
             line["verdict"] = cmp["verdict"]
@@ -275,9 +276,10 @@ def conclusions(results_dir: str | Path = "results", profile_name: str = "cpu"):
         exp = experiment(name)
         errors = _errors_by_row(records)
         for row in exp.rows:
-            if row.baseline is None or not errors.get(row.label) or not errors.get(row.baseline):
+            compared = _against_baseline(exp, row, errors)
+            if compared is None:
                 continue
-            cmp, paper_gain = _against_baseline(exp, row, errors)
+            cmp, paper_gain = compared
             expected, outcome = _outcome(paper_gain, cmp["verdict"])
             ci = "" if cmp["n"] < 2 else f" [{cmp['ci'][0]:+.2f}, {cmp['ci'][1]:+.2f}]"
             lines.append({"table": exp.paper_table, "comparison": f"{row.label} vs {row.baseline}",
@@ -295,11 +297,15 @@ def _errors_by_row(records: list[dict]) -> dict[str, dict[int, float]]:
     return errors
 
 
-def _against_baseline(exp: Experiment, row: Row, errors: dict[str, dict[int, float]]) -> tuple[dict, float | None]:
+def _against_baseline(exp: Experiment, row: Row,
+                      errors: dict[str, dict[int, float]]) -> tuple[dict, float | None] | None:
     """``row`` against its baseline: our paired difference over seeds (results.paired_difference)
-    and the paper's gain (baseline error minus row error; None where the paper prints no number)."""
+    and the paper's gain (baseline error minus row error; None where the paper prints no number).
+    None when there is nothing to compare: the row has no baseline, or either has no records."""
     from .results import paired_difference
 
+    if row.baseline is None or not errors.get(row.label) or not errors.get(row.baseline):
+        return None
     paper, paper_base = row.paper_number(), exp.row(row.baseline).paper_number()
     paper_gain = None if paper is None or paper_base is None else round(paper_base - paper, 2)
     return paired_difference(errors[row.baseline], errors[row.label]), paper_gain
