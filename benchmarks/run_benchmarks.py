@@ -82,9 +82,11 @@ longer than a plain read of its weights).
 | FCs with C >= 1024 as an element-wise product and a row sum (both cores read the weights) | +1.85 vs +1.93 ms over resnet50 (80 rounds) | no: within noise, three operators for one |
 | the one-image products split in two halves as a batched product (`bmm`) | 178 vs 95 us for the 128x2048 product, cold | no |
 | FCs as a 1x1 convolution (oneDNN) or `baddbmm` | 66 / 148 us vs 58 / 133 us for the stage-5 FC pair | no |
+| fc2 as one matrix product that streams long rows: its weight viewed as (C/f) x (f C/r) against a block-diagonal (f C/r) x f stack of the hidden vector, f = 2, 4, 8 | 158-212 vs 139 us for the 2048x128 product, cold (MKL's few-column products are slower than its matrix-vector product) | no |
 | scale as `u.mul(s).add_(residual)` instead of `addcmul` | 86 vs 66 us at 256x56x56 (two passes) | no |
 | `torch.add(residual, u * s)` | 114 vs 66 us at 256x56x56 | no |
 | squeeze as `adaptive_avg_pool2d` | same as `mean`, 5 us slower than `sum` | no |
+| squeeze of a bottleneck taken before its last 1x1 conv: in eval mode `mean(bn3(conv3(a)))` is `bn3(conv3(mean(a)))`, and `a` has a quarter of the channels (then a matrix-vector product with conv3's weight and bn3's affine map) | stages 2-3 only, against the kept path, paired: 0.999 (80 rounds), 1.009 [0.989, 1.024] (150 rounds); all stages: 1.033-1.039 slower (the stage-4/5 conv3 weights are 1-4 MB per product) | no: no gain, and an eval-only second path |
 | both networks under `torch.compile` (inductor, CPU) | resnet50 84 ms (eager 58 ms), ratio 1.052 | no: slower on this CPU |
 | stage-5 FC weights first read by a two-thread `sum()` (so they are in cache), then the products | three stage-5 excitations alone, cold: 603 -> 356 us; all 16 blocks in sequence, cold: 1.06-1.14x slower; in the network, paired: 0.994 [0.961, 1.024] | no: the isolated gain does not survive the full network on this shared machine |
 
