@@ -74,6 +74,19 @@ def _stamp(notebook: Path, parameters: dict, package: str) -> str:
     return digest.hexdigest()
 
 
+def _notebook_parameters(notebook: Path, profile: str, parameters: dict | None) -> dict:
+    """The profile's parameters that ``notebook`` declares, then every one the caller gave.
+
+    A chapter that does not use, say, ``runs_dir`` is not sent it (papermill would warn about an
+    unknown parameter); a caller's own parameter is always sent, so that a misspelt one is reported.
+    """
+    import papermill
+
+    declared = papermill.inspect_notebook(str(notebook))
+    own = {name: value for name, value in PROFILE_PARAMETERS[profile].items() if name in declared}
+    return {**own, **(parameters or {})}
+
+
 def reproduce(profile: str = "smoke", only: str | None = None, jobs: int = 1, output: str | Path = "_build/executed",
               root: str | Path = ".", parameters: dict | None = None, force: bool = False,
               progress: bool = True) -> Summary:
@@ -87,12 +100,12 @@ def reproduce(profile: str = "smoke", only: str | None = None, jobs: int = 1, ou
     root = Path(root).resolve()
     output = Path(output)
     output = output if output.is_absolute() else root / output
-    params = {**PROFILE_PARAMETERS[profile], **(parameters or {})}
     package = _package_digest()
     notebooks = chapter_notebooks(root, only)
     summary = Summary()
     todo = []
     for nb in notebooks:
+        params = _notebook_parameters(nb, profile, parameters)
         stamp_file = output / STAMPS / f"{nb.stem}.json"
         stamp = _stamp(nb, params, package)
         if not force and (output / nb.name).exists() and stamp_file.exists() \
@@ -101,11 +114,11 @@ def reproduce(profile: str = "smoke", only: str | None = None, jobs: int = 1, ou
             if progress:
                 print(f"  up to date  {nb.stem}", flush=True)
         else:
-            todo.append((nb, stamp_file, stamp))
+            todo.append((nb, params, stamp_file, stamp))
     (output / STAMPS).mkdir(parents=True, exist_ok=True)
 
     def run(item):
-        nb, stamp_file, stamp = item
+        nb, params, stamp_file, stamp = item
         start = time.perf_counter()
         papermill.execute_notebook(str(nb), str(output / nb.name), parameters=params, cwd=str(root),
                                    progress_bar=False, log_output=False)

@@ -53,6 +53,15 @@ def test_executed_copies_hide_the_install_cell_and_fold_the_injected_parameters(
     assert ["injected-parameters", "hide-input"] in tags
 
 
+def test_a_chapter_gets_the_profile_parameters_it_declares_and_every_one_the_caller_gives(book):
+    # The fixture's notebooks declare profile and results_dir, not runs_dir.
+    reproduce("smoke", root=book, output="out", progress=False, only="01", parameters={"seeds": 3})
+    cells = nbformat.read(book / "out" / "01_good.ipynb", as_version=4).cells
+    injected = next(c.source for c in cells if "injected-parameters" in c.metadata.get("tags", []))
+    names = {line.split("=")[0].strip() for line in injected.splitlines() if "=" in line}
+    assert names == {"profile", "results_dir", "seeds"}
+
+
 def test_a_failing_chapter_is_reported_and_the_others_still_run(book, capsys):
     write_notebook(book / "notebooks" / "03_broken.ipynb", "raise RuntimeError('chapter three is broken')")
     summary = reproduce("smoke", root=book, output="out", progress=False, jobs=2)
