@@ -83,6 +83,7 @@ longer than a plain read of its weights).
 | the one-image products split in two halves as a batched product (`bmm`) | 178 vs 95 us for the 128x2048 product, cold | no |
 | FCs as a 1x1 convolution (oneDNN) or `baddbmm` | 66 / 148 us vs 58 / 133 us for the stage-5 FC pair | no |
 | fc2 as one matrix product that streams long rows: its weight viewed as (C/f) x (f C/r) against a block-diagonal (f C/r) x f stack of the hidden vector, f = 2, 4, 8 | 158-212 vs 139 us for the 2048x128 product, cold (MKL's few-column products are slower than its matrix-vector product) | no |
+| each FC with C >= 1024 split in two halves, one half run on PyTorch's inter-op thread (`torch.jit.fork`) while the caller runs the other | 374 vs 196 us (2048x128) and 285 vs 109 us (128x2048), cold: handing work to the other thread costs ~170 us, more than a whole product | no |
 | scale as `u.mul(s).add_(residual)` instead of `addcmul` | 86 vs 66 us at 256x56x56 (two passes) | no |
 | `torch.add(residual, u * s)` | 114 vs 66 us at 256x56x56 | no |
 | squeeze as `adaptive_avg_pool2d` | same as `mean`, 5 us slower than `sum` | no |
