@@ -250,8 +250,11 @@ def markdown(results: dict, sections: list[dict]) -> str:
         miss = "" if t["met"] else f"{t['missed_by']:.3f}"
         lines.append(f"| {t['what']} | {sign} {t['threshold']:.2f} | {t['value']:.3f}{q} | "
                      f"{'yes' if t['met'] else 'no'} | {miss} |")
+    by_what = {what: (threshold, kind) for what, threshold, kind in TARGETS.values()}
     for skipped in results["skipped"]:
-        lines.append(f"| {skipped} | | not measured: no CUDA device | | |")
+        threshold, kind = by_what[skipped]
+        sign = "<=" if kind == "max" else ">="
+        lines.append(f"| {skipped} | {sign} {threshold:.2f} | not measured: no CUDA device | | |")
     for section in sections:
         report = section["report"]
         lines += ["", f"## {section['name']}", ""]
