@@ -169,7 +169,7 @@ def _cmd_eval_detection(args: argparse.Namespace) -> int:
 
 
 def _cmd_experiments(args: argparse.Namespace) -> int:
-    from .experiments import experiment_table, list_experiments, run_experiment
+    from .experiments import experiment_table, list_experiments, run_experiments
     from .results import load_records, provenance_label
 
     names = [n for n in list_experiments() if not args.only or fnmatch.fnmatch(n, args.only)
@@ -179,10 +179,10 @@ def _cmd_experiments(args: argparse.Namespace) -> int:
     if args.list:
         print("\n".join(names))
         return 0
+    run_experiments(names, args.profile, results_dir=args.results_dir, runs_dir=args.runs_dir,
+                    device=args.device, seeds=args.seeds, epochs=args.epochs, data_dir=args.data_dir,
+                    progress=not args.quiet, engine_name=args.engine, jobs=args.jobs)
     for name in names:
-        run_experiment(name, args.profile, results_dir=args.results_dir, runs_dir=args.runs_dir,
-                       device=args.device, seeds=args.seeds, epochs=args.epochs, data_dir=args.data_dir,
-                       progress=not args.quiet)
         if not args.quiet:
             print(f"\n{name}")
             print(experiment_table(name, args.results_dir, args.profile).to_string())
@@ -333,6 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs/experiments", help="run folders with checkpoints (not committed)")
     p.add_argument("--seeds", type=lambda t: [int(s) for s in t.split(",")], help="e.g. 0,1,2 (default: the profile's)")
     p.add_argument("--epochs", type=positive_int, help="default: the profile's")
+    p.add_argument("--engine", help="how runs execute: an engine of senet_core/experiments.yaml (eager, "
+                                     "channels_last, compiled; default: the profile's); not part of a run's "
+                                     "identity, named in every record")
+    p.add_argument("--jobs", type=positive_int, default=1,
+                   help="runs trained at a time, each in its own process with cores/jobs threads")
     p.add_argument("--data-dir")
     p.add_argument("--device", default="auto")
     p.add_argument("--list", action="store_true", help="list the experiments and stop")

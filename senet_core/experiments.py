@@ -9,18 +9,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
 import re
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+import torch
 import yaml
 
+from .complexity import complexity
+from .data import dataset_info
+from .models import create_model
 from .names import lookup
 from .paper import paper_row
 from .recipes import Recipe, recipe
+from .results import read_record, write_record
 from .se import SEConfig
+from .train import CHECKPOINT, TrainConfig, train
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,7 @@ class Profile:
     seeds: tuple[int, ...]
     image_size: int | None = None        # small datasets downsampled to this side; None: native
     recipe: dict = field(default_factory=dict, hash=False)   # recipe fields this profile sets for every row
+    engine: str = "eager"                # how its runs execute (experiments.yaml's engines)
 
 
 @lru_cache(maxsize=None)
@@ -95,10 +105,22 @@ def experiment(name: str) -> Experiment:
                       e.get("image_size"))
 
 
-def profile(name: str) -> Profile:
+def list_engines() -> list[str]:
+    return sorted(_spec()["engines"])
+
+
+def engine(name: str) -> dict:
+    """How a run executes: ``channels_last`` and ``compile``, the TrainConfig fields of that name."""
+    return dict(lookup("engine", name, _spec()["engines"]))
+
+
+def profile(name: str, engine_name: str | None = None) -> Profile:
+    """A profile of experiments.yaml; ``engine_name`` replaces the engine it runs with."""
     p = lookup("profile", name, _spec()["profiles"])
+    chosen = engine_name or p.get("engine", "eager")
+    engine(chosen)                       # an unknown name fails here, with the known ones
     return Profile(name, p["dataset"], p["epochs"], p["batch_size"], p["limit_train"], p["limit_val"],
-                   tuple(p["seeds"]), p.get("image_size"), dict(p.get("recipe", {})))
+                   tuple(p["seeds"]), p.get("image_size"), dict(p.get("recipe", {})), chosen)
 
 
 def row_recipe(exp: Experiment, row: Row, prof: Profile) -> tuple[Recipe, dict]:
@@ -143,71 +165,140 @@ def train_row(exp: Experiment, row: Row, prof: Profile, seed: int, runs_dir: str
               device: str = "auto", data_dir: str | None = None) -> tuple[list[dict], Path]:
     """Train one row for one seed in its run folder (continuing it if it was interrupted, or just
     reading it back if it finished); return its per-epoch metrics and the folder."""
-    from .train import CHECKPOINT, TrainConfig, train
-
     chosen, options = row_recipe(exp, row, prof)
     run_dir = run_dir_of(exp, row, prof, seed, runs_dir)
     metrics = train(TrainConfig(recipe=chosen, out=str(run_dir), data_dir=data_dir, model_options=options,
                                 seed=seed, limit_train=prof.limit_train, limit_val=prof.limit_val,
-                                device=device, resume=(run_dir / CHECKPOINT).exists(), progress=False))
+                                device=device, resume=(run_dir / CHECKPOINT).exists(), progress=False,
+                                **engine(prof.engine)))
     return metrics, run_dir
 
 
 def run_experiment(name: str, profile_name: str = "smoke", results_dir: str | Path = "results",
                    runs_dir: str | Path = "runs/experiments", device: str = "auto", seeds: list[int] | None = None,
-                   epochs: int | None = None, data_dir: str | None = None, progress: bool = False) -> list[dict]:
+                   epochs: int | None = None, data_dir: str | None = None, progress: bool = False,
+                   engine_name: str | None = None, jobs: int = 1) -> list[dict]:
     """Train every row of experiment ``name`` for every seed of the profile; return the records.
 
-    ``seeds`` and ``epochs`` override the profile's (a record remembers its epochs: records of another
-    length are not reused).
+    ``seeds``, ``epochs`` and ``engine_name`` override the profile's (a record remembers its epochs:
+    records of another length are not reused; it also names its engine, which does not decide
+    whether it is reused). ``jobs``: see :func:`run_experiments`.
     """
-    from .complexity import complexity
-    from .data import dataset_info
-    from .models import create_model
-    from .results import read_record, write_record
+    return run_experiments([name], profile_name, results_dir, runs_dir, device, seeds, epochs, data_dir,
+                           progress, engine_name, jobs)[name]
 
-    exp, prof = experiment(name), profile(profile_name)
+
+@dataclass(frozen=True)
+class _Task:
+    """One (row, seed) of one experiment, and the run folder that trains it."""
+    exp: Experiment
+    row: Row
+    seed: int
+    run_dir: Path
+
+
+def run_experiments(names: list[str], profile_name: str = "smoke", results_dir: str | Path = "results",
+                    runs_dir: str | Path = "runs/experiments", device: str = "auto",
+                    seeds: list[int] | None = None, epochs: int | None = None, data_dir: str | None = None,
+                    progress: bool = False, engine_name: str | None = None,
+                    jobs: int = 1) -> dict[str, list[dict]]:
+    """:func:`run_experiment` for several experiments at once; returns their records by name.
+
+    Runs shared by rows of several tables train once. ``jobs`` > 1 trains that many runs at a time,
+    each in its own process with ``cpu_count // jobs`` threads: on a small CPU two one-thread runs
+    get through more images per second than one two-thread run (benchmarks/RESULTS.md), and each
+    run computes what it would alone (threads are in its provenance). A record is written as soon
+    as its run finishes, so an interrupted study keeps every finished run.
+    """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    prof = profile(profile_name, engine_name)
     if epochs is not None:
         prof = replace(prof, epochs=epochs)
-    records = []
-    for row in exp.rows:
-        chosen, options = row_recipe(exp, row, prof)
-        fp = fingerprint(chosen, options, prof)
-        info = dataset_info(prof.dataset)
-        for seed in (seeds if seeds is not None else prof.seeds):
-            path = record_path(results_dir, prof.name, name, row.label, seed)
-            if path.exists():
-                kept = read_record(path)
-                if kept.get("fingerprint") == fp:
-                    records.append(kept)
-                    continue
-            if progress:
-                print(f"{name}: {row.label}, seed {seed} ({prof.name} profile)", flush=True)
-            metrics, run_dir = train_row(exp, row, prof, seed, runs_dir, device, data_dir)
-            run = json.loads((run_dir / "config.json").read_text())
-            side = chosen.image_size or info.input_size
-            size = (info.in_chans, side, side)
-            cost = complexity(create_model(row.model, num_classes=info.num_classes, in_chans=info.in_chans,
-                                           **options), size)
-            last = metrics[-1]
-            record = {
-                "experiment": name, "row": row.label, "model": row.model, "fingerprint": fp, "seed": seed,
-                "config": {**run["recipe"], "model_options": {k: list(v) if isinstance(v, tuple) else v
-                                                              for k, v in options.items()},
-                           "limit_train": prof.limit_train, "limit_val": prof.limit_val},
-                "metrics": {"top1_err": last["val_top1_err"], "top5_err": last["val_top5_err"],
-                            "train_loss": last["train_loss"],
-                            "curve": [{k: m[k] for k in ("epoch", "train_loss", "val_loss", "val_top1_err",
-                                                          "val_top5_err")} for m in metrics]},
-                "complexity": {"params": cost.params, "macs": cost.macs, "input_size": list(size)},
-                "provenance": {"profile": prof.name, "dataset": prof.dataset, "epochs": prof.epochs,
-                               "image_size": side,
-                               "train_images": run["train_images"], "val_images": run["val_images"],
-                               **run["provenance"]},
-            }
-            write_record(path, record)
-            records.append(record)
-    return records
+    records: dict[str, dict[tuple[str, int], dict]] = {name: {} for name in names}
+    pending: dict[Path, list[_Task]] = {}
+    for name in names:
+        exp = experiment(name)
+        for row in exp.rows:
+            fp = fingerprint(*row_recipe(exp, row, prof), prof)
+            for seed in (seeds if seeds is not None else prof.seeds):
+                path = record_path(results_dir, prof.name, name, row.label, seed)
+                if path.exists():
+                    kept = read_record(path)
+                    if kept.get("fingerprint") == fp:
+                        records[name][(row.label, seed)] = kept
+                        continue
+                task = _Task(exp, row, seed, run_dir_of(exp, row, prof, seed, runs_dir))
+                pending.setdefault(task.run_dir, []).append(task)
+
+    def finished(tasks: list[_Task], metrics: list[dict]) -> None:
+        for task in tasks:
+            record = _record(task, prof, metrics)
+            write_record(record_path(results_dir, prof.name, task.exp.name, task.row.label, task.seed), record)
+            records[task.exp.name][(task.row.label, task.seed)] = record
+
+    def announce(tasks: list[_Task]) -> None:
+        if progress:
+            first = tasks[0]
+            print(f"{first.exp.name}: {first.row.label}, seed {first.seed} ({prof.name} profile)", flush=True)
+
+    if jobs == 1 or len(pending) < 2:
+        for tasks in pending.values():
+            announce(tasks)
+            metrics, _ = train_row(tasks[0].exp, tasks[0].row, prof, tasks[0].seed, runs_dir, device, data_dir)
+            finished(tasks, metrics)
+    else:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=torch.set_num_threads,
+                                 initargs=(threads,)) as pool:
+            futures = {}
+            for tasks in pending.values():
+                announce(tasks)
+                first = tasks[0]
+                futures[pool.submit(train_row, first.exp, first.row, prof, first.seed, runs_dir, device,
+                                    data_dir)] = tasks
+            try:
+                for future in as_completed(futures):
+                    finished(futures[future], future.result()[0])
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    # Records in the order of the experiments' rows, then seeds.
+    return {name: [records[name][key] for key in sorted(records[name], key=lambda k: (
+        [r.label for r in experiment(name).rows].index(k[0]), k[1]))] for name in names}
+
+
+def _record(task: _Task, prof: Profile, metrics: list[dict]) -> dict:
+    """The JSON record of one finished run, from its metrics and its run folder's config.json."""
+    exp, row = task.exp, task.row
+    chosen, options = row_recipe(exp, row, prof)
+    info = dataset_info(prof.dataset)
+    run = json.loads((task.run_dir / "config.json").read_text())
+    side = chosen.image_size or info.input_size
+    size = (info.in_chans, side, side)
+    cost = complexity(create_model(row.model, num_classes=info.num_classes, in_chans=info.in_chans, **options),
+                      size)
+    last = metrics[-1]
+    return {
+        "experiment": exp.name, "row": row.label, "model": row.model,
+        "fingerprint": fingerprint(chosen, options, prof), "seed": task.seed,
+        "config": {**run["recipe"], "model_options": {k: list(v) if isinstance(v, tuple) else v
+                                                      for k, v in options.items()},
+                   "limit_train": prof.limit_train, "limit_val": prof.limit_val},
+        "metrics": {"top1_err": last["val_top1_err"], "top5_err": last["val_top5_err"],
+                    "train_loss": last["train_loss"],
+                    "curve": [{k: m[k] for k in ("epoch", "train_loss", "val_loss", "val_top1_err",
+                                                  "val_top5_err")} for m in metrics]},
+        "complexity": {"params": cost.params, "macs": cost.macs, "input_size": list(size)},
+        "provenance": {"profile": prof.name, "dataset": prof.dataset, "epochs": prof.epochs,
+                       "image_size": side,
+                       "train_images": run["train_images"], "val_images": run["val_images"],
+                       "engine": {"name": prof.engine, "channels_last": run["channels_last"],
+                                  "compile": run["compile"]},
+                       **run["provenance"]},
+    }
 
 
 def experiment_table(name: str, results_dir: str | Path = "results", profile_name: str = "cpu"):

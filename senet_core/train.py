@@ -314,6 +314,9 @@ def _run(config: TrainConfig, model: nn.Module | None, env: Distributed, device:
     if env.enabled:
         model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
+    # Evaluation runs the network uncompiled: an eval-mode graph (and the last, smaller batch) would
+    # each cost a compilation for a pass that is a small part of the run.
+    eval_model = model
     if config.compile:
         model = torch.compile(model)
 
@@ -328,7 +331,7 @@ def _run(config: TrainConfig, model: nn.Module | None, env: Distributed, device:
         train_stats = _train_epoch(model, raw_model, loaders.train, optimizer, schedule, scaler, criterion,
                                    device, config, epoch, env, recipe)
         seconds = time.perf_counter() - start
-        val = evaluate(model, loaders.val, device, config.amp, config.channels_last, env.enabled)
+        val = evaluate(eval_model, loaders.val, device, config.amp, config.channels_last, env.enabled)
         schedule.observe(val["loss"])
         row = {"epoch": epoch + 1, "train_loss": train_stats["loss"], "train_top1_err": train_stats["top1_err"],
                "val_loss": val["loss"], "val_top1_err": val["top1_err"], "val_top5_err": val["top5_err"],

@@ -1,11 +1,12 @@
 """Experiments as data: every row valid, runs resumable and shared, records with provenance, paper-vs-ours tables."""
+import os
 from dataclasses import replace
 
 import pytest
 
 from senet_core import create_model
 from senet_core.experiments import (experiment, experiment_table, fingerprint, list_experiments, profile,
-                                    record_path, row_recipe, run_experiment)
+                                    record_path, row_recipe, run_experiment, run_experiments)
 from senet_core.results import load_records, paired_difference, provenance_label
 
 
@@ -66,6 +67,7 @@ def test_run_records_resume_and_table(tmp_path):
     for r in records:
         assert {"experiment", "config", "seed", "metrics", "provenance"} <= set(r)
         assert r["provenance"]["profile"] == "smoke" and r["provenance"]["dataset"] == "fashion_mnist"
+        assert r["provenance"]["engine"] == {"name": "eager", "channels_last": False, "compile": False}
         assert len(r["metrics"]["curve"]) == 1 and 0 <= r["metrics"]["top1_err"] <= 100
     stamps = {p: p.stat().st_mtime_ns for p in results.rglob("*.json")}
     again = run_experiment("table15_se_3x3", "smoke", results_dir=results, runs_dir=runs, device="cpu")
@@ -80,6 +82,38 @@ def test_run_records_resume_and_table(tmp_path):
     assert table.loc["SE", "ours top-1 err (%)"].endswith("(n=1)") and "±" not in table.loc["SE", "ours top-1 err (%)"]
     assert "smoke profile, fashion_mnist (256 train / 256 val images at 28x28, 1 epoch)" in provenance_label(records)
     assert len(load_records(results, "smoke")) == 6          # three rows in each table
+
+
+def test_an_engine_is_named_in_the_record_and_is_not_part_of_a_runs_identity(tmp_path):
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    records = run_experiment("table15_se_3x3", "smoke", results_dir=results, runs_dir=runs, device="cpu",
+                             engine_name="channels_last")
+    assert {r["provenance"]["engine"]["name"] for r in records} == {"channels_last"}
+    assert all(r["provenance"]["engine"]["channels_last"] for r in records)
+    # Asked again with the eager engine, the records are kept: same settings, same run.
+    assert run_experiment("table15_se_3x3", "smoke", results_dir=results, runs_dir=runs, device="cpu",
+                          engine_name="eager") == records
+    assert profile("cpu").engine == "eager" and profile("gpu").engine == "compiled"
+    assert profile("cpu", "compiled").engine == "compiled"
+    with pytest.raises(ValueError, match="unknown engine 'fastest'.*engines: channels_last, compiled, eager"):
+        profile("cpu", "fastest")
+
+
+def test_parallel_jobs_train_each_shared_run_once_and_write_every_record(tmp_path):
+    serial = run_experiments(["table15_se_3x3"], "smoke", results_dir=tmp_path / "a", runs_dir=tmp_path / "ra",
+                             device="cpu")["table15_se_3x3"]
+    both = run_experiments(["table15_se_3x3", "table16_nosqueeze"], "smoke", results_dir=tmp_path / "b",
+                           runs_dir=tmp_path / "rb", device="cpu", jobs=2)
+    assert len(list((tmp_path / "rb" / "smoke").iterdir())) == 4     # SE and no SE are shared by both tables
+    parallel = both["table15_se_3x3"]
+    assert [(r["row"], r["seed"]) for r in parallel] == [(r["row"], r["seed"]) for r in serial]
+    assert [r["row"] for r in both["table16_nosqueeze"]] == ["no SE", "NoSqueeze", "SE"]
+    for one, other in zip(serial, parallel):
+        assert other["provenance"]["threads"] == max(1, (os.cpu_count() or 1) // 2)
+        assert other["fingerprint"] == one["fingerprint"]
+        assert other["metrics"]["train_loss"] == pytest.approx(one["metrics"]["train_loss"], rel=1e-3)
+    with pytest.raises(ValueError, match="jobs must be a positive integer"):
+        run_experiments(["table15_se_3x3"], "smoke", results_dir=tmp_path / "b", jobs=0)
 
 
 def test_missing_records_say_how_to_make_them(tmp_path):

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from senet_core import NoSqueeze, SEBlock, SEConfig, capture_gates, create_model, se_modules
-from senet_core.models.cifar import PreActBasicBlock
+from senet_core.models.cifar import PreActBasicBlock, PreActBottleneck
 from senet_core.models.resnet import Bottleneck
 from senet_core.profile import paired_times, profile_models
 
@@ -153,6 +153,15 @@ def test_se_resnet50_every_position_matches_plain(position):
 def test_cifar_preact_block_matches_plain(position):
     fast, plain = twins(lambda: PreActBasicBlock(16, 32, stride=2, se=SEConfig(reduction=4, position=position)))
     assert_same_with_gradients(fast, plain, torch.randn(4, 16, 8, 8))
+
+
+@pytest.mark.parametrize("position", ["standard", "pre", "post", "identity", "3x3"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_cifar_preact_bottleneck_matches_plain(position, stride):
+    # The unit of the reduced-scale ablation network (ResNet-29), where training speed matters most.
+    fast, plain = twins(lambda: PreActBottleneck(32, 64, stride=stride,
+                                                 se=SEConfig(reduction=4, position=position)).double())
+    assert_same_with_gradients(fast, plain, torch.randn(3, 32, 8, 8, dtype=torch.float64))
 
 
 # ---- profile_models -------------------------------------------------------------------------------

@@ -110,3 +110,28 @@ def test_capture_gates_records_every_block_and_removes_its_hooks():
     first = next(iter(gates.values()))
     assert first.shape == (3, 16) and (first > 0).all() and (first < 1).all()
     assert all(len(m._forward_hooks) == 0 for m in model.modules() if isinstance(m, nn.Sigmoid))
+
+
+# ---- Eq. 4's scale and its cheaper backward -------------------------------------------------------
+
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_scale_gradients_are_exact(residual, channels_last):
+    from senet_core.se import scale
+    torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    u = torch.randn(3, 5, 4, 6, dtype=torch.float64).contiguous(memory_format=fmt).requires_grad_()
+    s = torch.rand(3, 5, 1, 1, dtype=torch.float64, requires_grad=True)
+    inputs = (u, s, torch.randn_like(u).requires_grad_()) if residual else (u, s)
+    assert torch.autograd.gradcheck(scale, inputs)
+
+
+def test_training_takes_the_cheaper_backward_and_inference_the_plain_operation():
+    torch.manual_seed(0)
+    block = SEBlock(16, reduction=4)
+    u, r = torch.randn(2, 16, 5, 5, requires_grad=True), torch.randn(2, 16, 5, 5)
+    assert "_Scale" in type(block(u, r).grad_fn).__name__
+    with torch.no_grad():
+        torch.testing.assert_close(block(u, r), torch.addcmul(r, u, block.excite(u)[:, :, None, None]))
+    # NoSqueeze's gate is full size: autograd's own product rule, nothing to reduce.
+    assert "_Scale" not in type(NoSqueeze(16, 4)(u).grad_fn).__name__

@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -124,6 +125,18 @@ def test_resume_after_a_crash_repeats_the_uninterrupted_run(tmp_path):
     a = torch.load(tmp_path / "full" / CHECKPOINT, weights_only=True)["model"]
     b = torch.load(tmp_path / "cut" / CHECKPOINT, weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("clang++")),
+                    reason="torch.compile on a CPU needs a C++ compiler")
+def test_compiled_channels_last_training_computes_what_eager_training_does(tmp_path):
+    # The "compiled" engine of the study: the same run to float rounding, evaluation kept eager.
+    eager = train(fmnist_config(tmp_path / "eager", epochs=1))
+    compiled = train(fmnist_config(tmp_path / "compiled", epochs=1, compile=True, channels_last=True))
+    for key in ("train_loss", "val_loss"):
+        assert compiled[0][key] == pytest.approx(eager[0][key], rel=1e-3), key
+    saved = json.loads((tmp_path / "compiled" / "config.json").read_text())
+    assert saved["compile"] is True and saved["channels_last"] is True
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
