@@ -1,103 +1,70 @@
 """Section 4's timings on this machine, paired, in one run: writes RESULTS.md and results.json.
 
-    python benchmarks/run_benchmarks.py            # the full run (2-core CPU: under 10 minutes)
+    python benchmarks/run_benchmarks.py            # the full run (2-core CPU: about 10 minutes)
     python benchmarks/run_benchmarks.py --quick    # a smoke run: few rounds
     python benchmarks/run_benchmarks.py --device cpu --out /tmp/bench
 
-What it measures (every comparison paired round-robin in one process, see senet_core.profile):
+What it measures (every comparison paired round-robin, see senet_core.profile.paired_times):
 
-* CPU, batch 1, 224x224, eval, no_grad: our se_resnet50 against our resnet50 (the paper: 167 vs
-  164 ms, x1.018) and against timm's legacy_seresnet50 (the same architecture and weight layout).
-* CPU training on real Fashion-MNIST (batch 128): images/s of se_resnet20_cifar against
-  resnet20_cifar. Batches are read from the loader once, before timing, so that the timed calls
-  are training steps only.
-* On CUDA, when there is a GPU: forward+backward+SGD at batch 256 of resnet50 and se_resnet50
-  (the paper: 209 vs 190 ms, x1.10) in eager fp32, in bf16 autocast with channels_last, and
-  compiled; inference throughput at batch 256; torchvision's resnet50 against ours.
+* CPU training steps at the reduced-scale study's sizes (one thread, real Fashion-MNIST batches):
+  SE network / its baseline, and the SE network with autograd's own backward of the scale (the
+  path before ``senet_core.se.scale``) beside it. The paper: 209 vs 190 ms, x1.10 (8 GPUs).
+* The study's throughput: for every architecture the cpu profile trains, training images/s of two
+  one-thread processes (``senet experiments --jobs 2``) against one process with every core (the
+  plain path); the whole profile's ratio weights each architecture by the runs it trains.
+* CPU inference, batch 1, 224x224: our se_resnet50 against our resnet50 (the paper: 167 vs 164 ms,
+  x1.018) and against timm's legacy_seresnet50 (the same architecture and weight layout).
+* On CUDA, when there is a GPU: forward+backward+SGD at batch 256 of resnet50 and se_resnet50 in
+  eager fp32, in bf16 autocast with channels_last, and compiled; inference at batch 256;
+  torchvision's resnet50 against ours.
 
-Not part of the test suite.
+What was tried on the way is in TRIED.md beside this script. Not part of the test suite.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
+import statistics
 import subprocess
 import sys
 import time
 import types
+from collections import Counter
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from senet_core import create_model, se_modules                           # noqa: E402
-from senet_core.profile import ProfileReport, paired_times, profile_models  # noqa: E402
-from senet_core.train import git_commit                                    # noqa: E402
+from senet_core import create_model, se_modules
+from senet_core.data import build_loaders, dataset_info
+from senet_core.experiments import experiment, fingerprint, list_experiments, profile, row_recipe
+from senet_core.profile import ProfileReport, paired_times, profile_models, spread
+from senet_core.recipes import recipe
+from senet_core.se import SEConfig
+from senet_core.train import git_commit
 
 HERE = Path(__file__).resolve().parent
 
+# The sizes the reduced-scale study trains at: (SE network, baseline, batch, side).
+STUDY_SIZES = [("se_resnet29_cifar", "resnet29_cifar", 32, 14), ("se_resnet20_cifar", "resnet20_cifar", 32, 14),
+               ("se_resnet20_cifar", "resnet20_cifar", 128, 28)]
+
 # key: (what, threshold, "max" if the measured value must stay at or below it, "min" if at or above)
 TARGETS = {
-    "cpu_se_overhead": ("CPU batch-1 latency, se_resnet50 / resnet50", 1.03, "max"),
+    **{f"train_{se}_b{batch}_{side}": (f"CPU training step, 1 thread, {se} / {base}, batch {batch}, 1x{side}x{side}",
+                                       1.08, "max") for se, base, batch, side in STUDY_SIZES},
+    "study_throughput": ("Study throughput, cpu profile: two one-thread processes / one process", 1.30, "min"),
+    "cpu_se_overhead": ("CPU batch-1 latency, se_resnet50 / resnet50", 1.05, "max"),
     "cpu_vs_timm": ("CPU batch-1 latency, se_resnet50 / timm legacy_seresnet50", 0.95, "max"),
     "cuda_se_overhead_amp_cl": ("CUDA fwd+bwd b256 bf16+channels_last, se_resnet50 / resnet50", 1.05, "max"),
     "cuda_vs_torchvision": ("CUDA training images/s b256 bf16+channels_last, our resnet50 / torchvision's",
                             0.95, "min"),
 }
+CUDA_TARGETS = ("cuda_se_overhead_amp_cl", "cuda_vs_torchvision")
 SIGN = {"max": "<=", "min": ">="}
-
-# Where the time went and what was tried, measured while choosing se.py's forward path (CPU, batch 1,
-# 2 threads, paired rounds; ratios are medians of per-round ratios to resnet50 [IQR]).
-TRIED = """\
-Where the SE time goes on this CPU at batch 1 (2 threads). With a 32x32 input the activations are
-tiny but the weights are as cold as at 224x224: there se_resnet50 costs 1.6-1.7 ms more than
-resnet50 per image, of which the squeeze, gate and scale without the two FCs are 0.26 ms, so
-1.2-1.4 ms is the excitation: 16 pairs of one-image products that read 10 MB of FC weights from
-memory (the network's 100 MB of weights cycle through a 32 MB L3 that other tenants share) and 64
-small operator calls. At 224x224 the squeeze (`sum` over H, W) adds ~0.5-0.9 ms: in the network
-a block's sum takes 44-75 us, up to twice as long as a second read of the same activation, since it
-reads what batch norm has just written; the fused scale costs no more than the baseline's residual
-addition (per call in torch.profiler, `addcmul` 86 us, `add` 99 us). All together 2-2.5 ms against
-a 55-58 ms ResNet-50. The paper's CPU figure (164 -> 167 ms) is
-a similar absolute cost on a baseline three times slower, hence its smaller ratio. With one
-thread the convolutions take twice as long and the SE cost barely changes (it is single-threaded
-work), so the one-thread ratio is lower.
-The stage-5 products are the slowest: with cold weights MKL's matrix-vector product takes
-~134 us for fc2 (2048x128) and 52-66 us for fc1 (128x2048) per block, where reading the same
-1 MB with both cores (`weight.sum()`) takes ~21 us. They are bound by memory latency, not
-bandwidth; a row-major 2048x128 product is the worst case (a 1024-channel product takes no
-longer than a plain read of its weights).
-
-| SE forward (all compute the same function up to float rounding) | measured | kept |
-|---|---|---|
-| first SE forward: `mean((2,3))`, `fc1`/`relu`/`fc2` module calls, `[:, :, None, None]`, `addcmul` | se_resnet50 / resnet50 1.064 [1.055, 1.076] (30 rounds, quiet window) | |
-| FCs and ReLU as `F.linear` / `torch.relu_`, gate reshaped with `view` | 1.055 [1.049, 1.074] | yes |
-| and the squeeze as `sum((2,3))` with 1/(HW) as fc1's GEMM alpha (`addmm(..., alpha=)`; fp32/fp64 only, a half-precision sum can overflow) | 1.050 [1.047, 1.060] | yes |
-| one image squeezed to a vector, so each FC is one matrix-vector product (`addmv`) instead of a one-row matrix product (`addmm` plus a transpose) | SE FC time per image 1.28 -> 0.88 ms (torch.profiler, 30 forwards); against the first SE forward, paired: 0.991 [0.976, 1.009] | yes |
-| the excitation as one method that returns the gate as the products leave it, one `view` fewer per block | no measurable change: at 32x32 the SE cost was 0.17-0.24 ms above the inline variant below before, 0.16 ms after (same-run comparisons) | yes: neutral, `excite()` and `forward` share one path |
-| the excitation written inline for the one-image case (no `_linear` calls, each parameter looked up once) | SE cost at 32x32 1.45-1.57 vs 1.62-1.72 ms for the kept path | no: ~0.15 ms (0.25 % at 224x224, inside the run-to-run spread) for a second copy of `_linear`'s cases |
-| fc2's weight stored column-major (a transposed contiguous tensor), so its product streams whole columns | stage-5 fc2 139 -> 57 us in the profiler, but paired 0.997 [0.978, 1.016] against the kept path | no: no measurable gain, and a non-contiguous parameter breaks `.view` and `parameters_to_vector` |
-| FCs with C >= 1024 as an element-wise product and a row sum (both cores read the weights) | +1.85 vs +1.93 ms over resnet50 (80 rounds) | no: within noise, three operators for one |
-| the one-image products split in two halves as a batched product (`bmm`) | 178 vs 95 us for the 128x2048 product, cold | no |
-| FCs as a 1x1 convolution (oneDNN) or `baddbmm` | 66 / 148 us vs 58 / 133 us for the stage-5 FC pair | no |
-| fc2 as one matrix product that streams long rows: its weight viewed as (C/f) x (f C/r) against a block-diagonal (f C/r) x f stack of the hidden vector, f = 2, 4, 8 | 158-212 vs 139 us for the 2048x128 product, cold (MKL's few-column products are slower than its matrix-vector product) | no |
-| each FC with C >= 1024 split in two halves, one half run on PyTorch's inter-op thread (`torch.jit.fork`) while the caller runs the other | 374 vs 196 us (2048x128) and 285 vs 109 us (128x2048), cold: handing work to the other thread costs ~170 us, more than a whole product | no |
-| scale as `u.mul(s).add_(residual)` instead of `addcmul` | 86 vs 66 us at 256x56x56 (two passes) | no |
-| `torch.add(residual, u * s)` | 114 vs 66 us at 256x56x56 | no |
-| squeeze as `adaptive_avg_pool2d` | same as `mean`, 5 us slower than `sum` | no |
-| squeeze of a bottleneck taken before its last 1x1 conv: in eval mode `mean(bn3(conv3(a)))` is `bn3(conv3(mean(a)))`, and `a` has a quarter of the channels (then a matrix-vector product with conv3's weight and bn3's affine map) | stages 2-3 only, against the kept path, paired: 0.999 (80 rounds), 1.009 [0.989, 1.024] (150 rounds); all stages: 1.033-1.039 slower (the stage-4/5 conv3 weights are 1-4 MB per product) | no: no gain, and an eval-only second path |
-| both networks under `torch.compile` (inductor, CPU) | resnet50 84 ms (eager 58 ms), ratio 1.052 | no: slower on this CPU |
-| stage-5 FC weights first read by a two-thread `sum()` (so they are in cache), then the products | three stage-5 excitations alone, cold: 603 -> 356 us; all 16 blocks in sequence, cold: 1.06-1.14x slower; in the network, paired: 0.994 [0.961, 1.024] | no: the isolated gain does not survive the full network on this shared machine |
-
-The paired rows are medians of per-round ratios [IQR]; single-operator rows are medians of 300+
-timed calls with the caches flushed in between ("cold") or not. The machine is shared: runs of
-the same code minutes apart have given se_resnet50 / resnet50 anywhere from 1.027 (while another
-job loaded it) to 1.065, so compare rows measured in the same run. The table at the top of this
-page measures the first SE forward again beside the kept one, paired, in this run.
-"""
+PROFILE_HEADER = ["model", "input", "median ms [IQR]", "min-max ms", "images/s", "ratio [IQR]"]
 
 
 def load_average() -> list[float] | None:
@@ -107,15 +74,33 @@ def load_average() -> list[float] | None:
         return None
 
 
-def target(key: str, value: float, spread: tuple[float, float] | None) -> dict:
+def target(key: str, value: float, spread_: tuple[float, float] | None) -> dict:
     what, threshold, kind = TARGETS[key]
     met = value <= threshold if kind == "max" else value >= threshold
     miss = None if met else (value - threshold if kind == "max" else threshold - value)
     return {"key": key, "what": what, "threshold": threshold, "kind": kind, "value": value,
-            "spread": list(spread) if spread else None, "met": met, "missed_by": miss}
+            "spread": list(spread_) if spread_ else None, "met": met, "missed_by": miss}
 
+
+def report_section(name: str, note: str, report: ProfileReport) -> dict:
+    """A section from a ProfileReport: its table as rows of cells, and its data."""
+    base = report.baseline
+    rows = []
+    for r in report.rows:
+        ratio = "-" if r.ratio is None else f"{r.ratio:.3f} [{r.ratio_iqr[0]:.3f}, {r.ratio_iqr[1]:.3f}]"
+        rows.append([r.model, "x".join(map(str, r.input_size)), f"{r.median_ms:.2f} [{r.iqr_ms[0]:.2f}, "
+                     f"{r.iqr_ms[1]:.2f}]", f"{r.min_ms:.2f}-{r.max_ms:.2f}", f"{r.images_per_second:.1f}", ratio])
+    header = PROFILE_HEADER[:-1] + [f"ratio to {base} [IQR]" if base else "ratio"]
+    return {"name": name, "note": note, "header": header, "rows": rows,
+            "footer": f"{report.rows[0].rounds} paired rounds, device {report.provenance['device']}, "
+                      f"{report.provenance['threads']} thread(s).",
+            "data": report.as_dict(times=True)}
+
+
+# ---- SE paths measured beside the kept one ---------------------------------------------------------
 
 PREVIOUS = "se_resnet50, first SE forward"
+AUTOGRAD_SCALE = "autograd's scale backward"
 
 
 def _previous_forward(block, u, residual=None):
@@ -125,15 +110,200 @@ def _previous_forward(block, u, residual=None):
     return u * s if residual is None else torch.addcmul(residual, u, s)
 
 
-def previous_se_path(model):
-    """``model`` with every SE block running the previous forward (an instance attribute)."""
+def _autograd_scale_forward(block, u, residual=None):
+    # The kept squeeze and excitation, with Eq. 4 left to autograd (before se.scale).
+    s = block._excitation(u).view(u.shape[0], u.shape[1], 1, 1)
+    return u * s if residual is None else torch.addcmul(residual, u, s)
+
+
+def with_se_forward(model, forward):
+    """``model`` with every SE block running ``forward`` (an instance attribute)."""
     for block in se_modules(model).values():
-        block.forward = types.MethodType(_previous_forward, block)
+        block.forward = types.MethodType(forward, block)
     return model
 
 
+# ---- CPU training steps at the study's sizes -------------------------------------------------------
+
+def fashion_mnist_batches(batch: int, side: int, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``count`` real, augmented Fashion-MNIST training batches at side x side, read once."""
+    loaders = build_loaders("fashion_mnist", batch_size=batch, device="cpu", limit_train=batch * count,
+                            limit_val=batch, image_size=side)
+    loaders.train.set_epoch(0)
+    return [(x.contiguous(), y) for x, y in loaders.train][:count]
+
+
+def training_step(model, batches, steps_per_call: int):
+    """A zero-argument call that runs ``steps_per_call`` SGD steps with the study's optimizer."""
+    r = recipe("fashion_mnist")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=r.momentum, nesterov=r.nesterov,
+                                weight_decay=r.weight_decay)
+    position = [0]
+
+    def call():
+        for _ in range(steps_per_call):
+            images, labels = batches[position[0] % len(batches)]
+            position[0] += 1
+            loss = F.cross_entropy(model(images), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return call
+
+
+def cpu_training_steps(rounds: int, warmup: int, steps_per_call: int) -> tuple[list[dict], list[dict]]:
+    sections, targets = [], []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for se, base, batch, side in STUDY_SIZES:
+            batches = fashion_mnist_batches(batch, side, 4)
+            size = tuple(batches[0][0].shape[1:])
+            steps = {}
+            for label, name, forward in [(base, base, None), (se, se, None),
+                                         (f"{se}, {AUTOGRAD_SCALE}", se, _autograd_scale_forward)]:
+                torch.manual_seed(0)
+                model = create_model(name, num_classes=10, in_chans=1).train()
+                if forward is not None:
+                    with_se_forward(model, forward)
+                steps[label] = training_step(model, batches, steps_per_call)
+            times = paired_times(steps, warmup=warmup, repeats=rounds, device="cpu")
+            report = ProfileReport.from_times(times, baseline=base, mode="train",
+                                              images_per_call=batch * steps_per_call, batch_size=batch,
+                                              input_sizes={k: size for k in steps}, device=torch.device("cpu"))
+            row = report.row(se)
+            targets.append(target(f"train_{se}_b{batch}_{side}", row.ratio, row.ratio_iqr))
+            value, q = report.ratio(se, f"{se}, {AUTOGRAD_SCALE}")
+            note = (f"{steps_per_call} SGD steps per timed call (lr 0.1, Nesterov momentum 0.9, weight decay "
+                    f"5e-4) on real Fashion-MNIST batches ({len(batches)} distinct, prefetched), one thread; "
+                    f"{se} / its {AUTOGRAD_SCALE}, paired: {value:.3f} [{q[0]:.3f}, {q[1]:.3f}]")
+            sections.append(report_section(f"CPU training step, batch {batch}, 1x{side}x{side}", note, report))
+    finally:
+        torch.set_num_threads(threads)
+    return sections, targets
+
+
+# ---- The study's throughput: one process with every core vs two one-thread processes ---------------
+
+def study_architectures(profile_name: str = "cpu") -> list[dict]:
+    """Every architecture the profile trains (model and image size), with the runs it trains: rows
+    shared between tables count once, as they train once."""
+    prof = profile(profile_name)
+    runs: Counter = Counter()
+    example = {}
+    seen = set()
+    for name in list_experiments():
+        exp = experiment(name)
+        for row in exp.rows:
+            chosen, options = row_recipe(exp, row, prof)
+            fp = fingerprint(chosen, options, prof)
+            if fp in seen:
+                continue
+            seen.add(fp)
+            key = (row.model, chosen.image_size or dataset_info(prof.dataset).input_size)
+            runs[key] += len(prof.seeds)
+            # The variant timed for an architecture: the one closest to the default SE block.
+            if key not in example or len(SEConfig.without_defaults(options)) < len(
+                    SEConfig.without_defaults(example[key][0])):
+                example[key] = (options, chosen.batch_size)
+    return [{"model": m, "side": side, "options": example[(m, side)][0], "batch": example[(m, side)][1],
+             "runs": runs[(m, side)]} for m, side in runs]
+
+
+def _study_worker(conn, threads: int) -> None:
+    """A worker process: builds the network it is sent, then runs the number of steps it is sent
+    and answers with the seconds they took; None ends it."""
+    torch.set_num_threads(threads)
+    step = None
+    while True:
+        message = conn.recv()
+        if message is None:
+            return
+        kind, value = message
+        if kind == "build":
+            torch.manual_seed(0)
+            model = create_model(value["model"], num_classes=10, in_chans=1, **value["options"]).train()
+            step = training_step(model, fashion_mnist_batches(value["batch"], value["side"], 4), 1)
+            step(), step()                      # warm-up
+            conn.send("ready")
+        else:
+            start = time.perf_counter()
+            for _ in range(value):
+                step()
+            conn.send(time.perf_counter() - start)
+
+
+def study_throughput(rounds: int, steps: int) -> tuple[dict, dict]:
+    """Images/s of each architecture of the cpu profile: one process with every core (A) against two
+    one-thread processes running at once (B), in alternating rounds; B's workers wait while A runs."""
+    cores = os.cpu_count() or 1
+    context = multiprocessing.get_context("spawn")
+    workers = []
+    for threads in (cores, max(1, cores // 2), max(1, cores // 2)):
+        parent, child = context.Pipe()
+        process = context.Process(target=_study_worker, args=(child, threads), daemon=True)
+        process.start()
+        workers.append((parent, process))
+    one, pair = workers[0][0], [w[0] for w in workers[1:]]
+    rows, data = [], []
+    total_one = total_two = 0.0
+    try:
+        for arch in study_architectures():
+            for conn, _ in workers:
+                conn.send(("build", arch))
+            for conn, _ in workers:
+                conn.recv()
+            one_s, two_s = [], []
+            for round_ in range(rounds):
+                for which in ((0, 1) if round_ % 2 == 0 else (1, 0)):
+                    if which == 0:
+                        one.send(("run", steps))
+                        one_s.append(one.recv())
+                    else:
+                        start = time.perf_counter()
+                        for conn in pair:
+                            conn.send(("run", steps))
+                        for conn in pair:
+                            conn.recv()
+                        two_s.append(time.perf_counter() - start)
+            images = arch["batch"] * steps
+            # Throughput of B over A in one round: (2 images / t_B) / (images / t_A).
+            ratios = [2 * a / b for a, b in zip(one_s, two_s)]
+            ratio = statistics.median(ratios)
+            step_one = statistics.median(one_s) / steps
+            total_one += arch["runs"] * step_one
+            total_two += arch["runs"] * step_one / ratio
+            q = spread(ratios)
+            rows.append([arch["model"], f"1x{arch['side']}x{arch['side']}", str(arch["runs"]),
+                         f"{images / statistics.median(one_s):.0f}", f"{2 * images / statistics.median(two_s):.0f}",
+                         f"{ratio:.3f} [{q[0]:.3f}, {q[1]:.3f}]"])
+            data.append({**{k: arch[k] for k in ("model", "side", "batch", "runs")}, "options": {
+                k: list(v) if isinstance(v, tuple) else v for k, v in arch["options"].items()},
+                "one_process_s": one_s, "two_processes_s": two_s, "ratio": ratio, "ratio_iqr": list(q)})
+    finally:
+        for conn, process in workers:
+            conn.send(None)
+            process.join(timeout=30)
+    overall = total_one / total_two
+    section = {"name": "The study's throughput: two one-thread processes against one process",
+               "note": f"Each architecture of the cpu profile (experiments.yaml) at its batch and image size, "
+                       f"{steps} SGD steps per timed call on real Fashion-MNIST batches. One process with "
+                       f"{cores} threads (the plain path) against two one-thread processes at once "
+                       f"(`senet experiments --jobs 2`), in alternating rounds. runs: the profile's runs of that "
+                       f"architecture (SE variants of a network share its row; shared rows count once). The "
+                       f"whole profile, weighting each architecture by its runs (its evaluation passes "
+                       f"left out): **x{overall:.3f}**.",
+               "header": ["network", "input", "runs", "one process images/s", "two processes images/s",
+                          "ratio [IQR]"],
+               "rows": rows, "footer": f"{rounds} paired rounds per architecture, {cores} cores.",
+               "data": {"architectures": data, "overall": overall}}
+    return section, target("study_throughput", overall, None)
+
+
+# ---- CPU inference at batch 1 --------------------------------------------------------------------
+
 def cpu_latency(rounds: int, warmup: int, threads: int | None = None) -> tuple[dict, list[dict]]:
-    models = ["resnet50", "se_resnet50", (PREVIOUS, previous_se_path(create_model("se_resnet50")))]
+    models = ["resnet50", "se_resnet50", (PREVIOUS, with_se_forward(create_model("se_resnet50"), _previous_forward))]
     try:
         import timm
         models.append(("timm legacy_seresnet50", timm.create_model("legacy_seresnet50")))
@@ -145,57 +315,16 @@ def cpu_latency(rounds: int, warmup: int, threads: int | None = None) -> tuple[d
     se = report.row("se_resnet50")
     targets = [target("cpu_se_overhead", se.ratio, se.ratio_iqr)]
     value, q = report.ratio("se_resnet50", PREVIOUS)
-    section_extra = f"; se_resnet50 / {PREVIOUS}, paired: {value:.3f} [{q[0]:.3f}, {q[1]:.3f}]"
+    extra = f"; se_resnet50 / {PREVIOUS}, paired: {value:.3f} [{q[0]:.3f}, {q[1]:.3f}]"
     if timm is not None:
         value, q = report.ratio("se_resnet50", "timm legacy_seresnet50")
         targets.append(target("cpu_vs_timm", value, q))
     name = "CPU inference, batch 1, 224x224" + (f", {threads} thread (supplementary: no target)" if threads else "")
-    section = {"name": name,
-               "note": "eval mode, torch.no_grad(); the paper: ResNet-50 164 ms, SE-ResNet-50 167 ms (x1.018)"
-                       + section_extra,
-               "report": report}
-    return section, targets
+    note = "eval mode, torch.no_grad(); the paper: ResNet-50 164 ms, SE-ResNet-50 167 ms (x1.018)" + extra
+    return report_section(name, note, report), targets
 
 
-def cpu_fashion_mnist(rounds: int, warmup: int, steps_per_call: int) -> dict:
-    from senet_core.data import build_loaders
-    batch = 128
-    distinct = 4 * steps_per_call
-    loaders = build_loaders("fashion_mnist", batch_size=batch, device="cpu", limit_train=batch * distinct,
-                            limit_val=batch)
-    loaders.train.set_epoch(0)
-    batches = [(x.contiguous(), y) for x, y in loaders.train][:distinct]
-    size = tuple(batches[0][0].shape[1:])
-    torch.manual_seed(0)
-    steps = {}
-    for name in ("resnet20_cifar", "se_resnet20_cifar"):
-        model = create_model(name, num_classes=10, in_chans=size[0]).train()
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-        steps[name] = _fmnist_call(model, optimizer, batches, steps_per_call)
-    times = paired_times(steps, warmup=warmup, repeats=rounds, device="cpu")
-    report = ProfileReport.from_times(times, baseline="resnet20_cifar", mode="train",
-                                      images_per_call=batch * steps_per_call, batch_size=batch,
-                                      input_sizes={k: size for k in steps}, device=torch.device("cpu"))
-    return {"name": f"CPU training on Fashion-MNIST, batch {batch}",
-            "note": f"{steps_per_call} SGD steps (lr 0.1, momentum 0.9, wd 1e-4) per timed call on real "
-                    f"Fashion-MNIST batches ({len(batches)} distinct, prefetched); images/s = "
-                    f"{batch * steps_per_call} / median call time",
-            "report": report}
-
-
-def _fmnist_call(model, optimizer, batches, steps_per_call):
-    position = [0]
-
-    def call():
-        for _ in range(steps_per_call):
-            images, labels = batches[position[0] % len(batches)]
-            position[0] += 1
-            loss = F.cross_entropy(model(images), labels)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-    return call
-
+# ---- CUDA ----------------------------------------------------------------------------------------
 
 def cuda_sections(rounds: int, warmup: int, device: str) -> tuple[list[dict], list[dict]]:
     sections, targets = [], []
@@ -211,68 +340,58 @@ def cuda_sections(rounds: int, warmup: int, device: str) -> tuple[list[dict], li
     ]
     for name, settings in runs:
         report = profile_models(pair, **{**common, **settings})
-        sections.append({"name": name, "note": "the paper (8 Titan X, fp32): 190 vs 209 ms, x1.10"
-                         if settings["mode"] == "train" else "", "report": report})
+        note = "the paper (8 Titan X, fp32): 190 vs 209 ms, x1.10" if settings["mode"] == "train" else ""
+        sections.append(report_section(name, note, report))
         if name.endswith("bf16 + channels_last") and settings["mode"] == "train":
             row = report.row("se_resnet50")
             targets.append(target("cuda_se_overhead_amp_cl", row.ratio, row.ratio_iqr))
     try:
         import torchvision
-        tv = ("torchvision resnet50", torchvision.models.resnet50())
-        report = profile_models(["resnet50", tv], mode="train", amp="bf16", channels_last=True,
-                                **{k: v for k, v in common.items()})
-        # Throughput ours / torchvision = time torchvision / time ours, per round.
-        value, q = report.ratio("torchvision resnet50", "resnet50")
-        targets.append(target("cuda_vs_torchvision", value, q))
-        sections.append({"name": "CUDA training, batch 256, bf16 + channels_last: ours vs torchvision",
-                         "note": "ours puts the stride on the first 1x1 conv (the released Caffe models, "
-                                 "3.86 GMACs); torchvision on the 3x3 (4.1 GMACs)", "report": report})
     except ImportError:
-        pass
+        return sections, targets
+    tv = ("torchvision resnet50", torchvision.models.resnet50())
+    report = profile_models(["resnet50", tv], mode="train", amp="bf16", channels_last=True, **common)
+    # Throughput ours / torchvision = time torchvision / time ours, per round.
+    value, q = report.ratio("torchvision resnet50", "resnet50")
+    targets.append(target("cuda_vs_torchvision", value, q))
+    sections.append(report_section("CUDA training, batch 256, bf16 + channels_last: ours vs torchvision",
+                                   "ours puts the stride on the first 1x1 conv (the released Caffe models, "
+                                   "3.86 GMACs); torchvision on the 3x3 (4.1 GMACs)", report))
     return sections, targets
 
 
-def markdown(results: dict, sections: list[dict]) -> str:
+# ---- RESULTS.md ----------------------------------------------------------------------------------
+
+def markdown(results: dict) -> str:
     prov = results["provenance"]
     lines = ["# Section 4 timings: what an SE block costs", "",
              f"Written by `benchmarks/run_benchmarks.py`{' --quick' if results['quick'] else ''} on "
-             f"{prov['date']} (commit `{prov['commit']}`, torch {prov['torch']}, "
-             f"{prov['threads']} CPU threads, CPU: {prov['cpu']}, GPU: {prov['gpu'] or 'none'}).",
+             f"{prov['date']} (commit `{prov['commit']}`, torch {prov['torch']}, CPU: {prov['cpu']}, "
+             f"GPU: {prov['gpu'] or 'none'}) in {results['seconds']:.0f} s.",
              f"Load average (1, 5, 15 min) before: {results['load_before']}, after: {results['load_after']} "
              f"on {os.cpu_count()} cores: other processes share this machine, so read the spreads.", "",
-             "Every comparison is paired: each round times every model once, in an order rotated per "
-             "round; a ratio is the median of the per-round ratios, with its inter-quartile range.", "",
+             "Every comparison is paired: each round times every variant once, in an order rotated per "
+             "round; a ratio is the median of the per-round ratios, with its inter-quartile range. What was "
+             "tried to make the SE block cheaper, kept or not, is in [TRIED.md](TRIED.md).", "",
              "## Targets", "",
              "| target | threshold | measured [IQR] | met | missed by |",
              "|---|---|---|---|---|"]
     for t in results["targets"]:
         q = f" [{t['spread'][0]:.3f}, {t['spread'][1]:.3f}]" if t["spread"] else ""
-        sign = SIGN[t["kind"]]
         miss = "" if t["met"] else f"{t['missed_by']:.3f}"
-        lines.append(f"| {t['what']} | {sign} {t['threshold']:.2f} | {t['value']:.3f}{q} | "
+        lines.append(f"| {t['what']} | {SIGN[t['kind']]} {t['threshold']:.2f} | {t['value']:.3f}{q} | "
                      f"{'yes' if t['met'] else 'no'} | {miss} |")
-    by_what = {what: (threshold, kind) for what, threshold, kind in TARGETS.values()}
-    for skipped in results["skipped"]:
-        threshold, kind = by_what[skipped]
-        lines.append(f"| {skipped} | {SIGN[kind]} {threshold:.2f} | not measured: no CUDA device | | |")
-    for section in sections:
-        report = section["report"]
+    for key in results["skipped"]:
+        what, threshold, kind = TARGETS[key]
+        lines.append(f"| {what} | {SIGN[kind]} {threshold:.2f} | not measured: no CUDA device | | |")
+    for section in results["sections"]:
         lines += ["", f"## {section['name']}", ""]
         if section.get("note"):
             lines += [section["note"], ""]
-        base = report.baseline
-        lines += [f"| model | input | median ms [IQR] | min-max ms | images/s | peak MB | "
-                  f"ratio to {base} [IQR] |" if base else "| model | input | median ms [IQR] | min-max ms | "
-                  "images/s | peak MB | ratio |", "|---|---|---|---|---|---|---|"]
-        for r in report.rows:
-            ratio = "-" if r.ratio is None else f"{r.ratio:.3f} [{r.ratio_iqr[0]:.3f}, {r.ratio_iqr[1]:.3f}]"
-            peak = "not measured" if r.peak_memory_mb is None else f"{r.peak_memory_mb:.0f}"
-            lines.append(f"| {r.model} | {'x'.join(map(str, r.input_size))} | {r.median_ms:.2f} "
-                         f"[{r.iqr_ms[0]:.2f}, {r.iqr_ms[1]:.2f}] | {r.min_ms:.2f}-{r.max_ms:.2f} | "
-                         f"{r.images_per_second:.1f} | {peak} | {ratio} |")
-        lines.append(f"\n{report.rows[0].rounds} paired rounds, device {report.provenance['device']}.")
-    lines += ["", "## What was tried for a cheap SE path", "", TRIED.rstrip(), ""]
-    return "\n".join(lines)
+        lines += ["| " + " | ".join(section["header"]) + " |", "|" + "---|" * len(section["header"])]
+        lines += ["| " + " | ".join(row) + " |" for row in section["rows"]]
+        lines += ["", section["footer"]]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
@@ -290,40 +409,36 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     start, load_before = time.time(), load_average()
-    rounds = dict(latency=(8, 2), fmnist=(3, 1), cuda=(5, 2)) if args.quick else \
-        dict(latency=(300, 5), fmnist=(25, 2), cuda=(30, 5))
-    sections, targets, skipped = [], [], []
+    rounds = dict(train=(3, 1, 1), study=(2, 2), latency=(8, 2), cuda=(5, 2)) if args.quick else \
+        dict(train=(20, 2, 3), study=(6, 4), latency=(200, 5), cuda=(30, 5))
+    sections, targets = cpu_training_steps(*rounds["train"])
+    section, found = study_throughput(*rounds["study"])
+    sections.append(section)
+    targets.append(found)
     section, found = cpu_latency(*rounds["latency"])
     sections.append(section)
     targets += found
-    print(section["report"].render(), flush=True)
     # One thread: a core left to the other processes of a shared machine, and no OpenMP barrier
     # waiting for a descheduled thread, so a steadier (if slower) view of the same ratios.
     section, _ = cpu_latency(rounds["latency"][0] // 2, rounds["latency"][1], threads=1)
     sections.append(section)
-    print(section["report"].render(), flush=True)
-    section = cpu_fashion_mnist(*rounds["fmnist"], steps_per_call=1 if args.quick else 2)
-    sections.append(section)
-    print(section["report"].render(), flush=True)
+    skipped = []
     if use_cuda:
         found_sections, found = cuda_sections(*rounds["cuda"], device="cuda")
         sections += found_sections
         targets += found
-        for s in found_sections:
-            print(s["report"].render(), flush=True)
     else:
-        skipped = [TARGETS["cuda_se_overhead_amp_cl"][0], TARGETS["cuda_vs_torchvision"][0]]
+        skipped = list(CUDA_TARGETS)
+    for s in sections:
+        print(f"\n{s['name']}\n" + "\n".join("  ".join(row) for row in [s["header"], *s["rows"]]), flush=True)
 
-    prov = dict(sections[0]["report"].provenance)
-    prov.pop("device", None)
+    prov = {k: v for k, v in sections[0]["data"]["provenance"].items() if k not in ("device", "threads")}
     prov.update(cpu=_cpu_name(), gpu=torch.cuda.get_device_name() if use_cuda else None, commit=_commit())
     results = {"quick": args.quick, "provenance": prov, "load_before": load_before,
                "load_after": load_average(), "seconds": round(time.time() - start, 1),
-               "targets": targets, "skipped": skipped,
-               "sections": [{"name": s["name"], "note": s.get("note", ""), **s["report"].as_dict(times=True)}
-                            for s in sections]}
+               "targets": targets, "skipped": skipped, "sections": sections}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "RESULTS.md").write_text(markdown(results, sections))
+    (out / "RESULTS.md").write_text(markdown(results))
     for t in targets:
         print(f"{t['what']}: {t['value']:.3f} ({'met' if t['met'] else 'missed'}, threshold {t['threshold']})")
     print(f"wrote {out / 'RESULTS.md'} and {out / 'results.json'} in {results['seconds']} s")

@@ -336,8 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", help="how runs execute: an engine of senet_core/experiments.yaml (eager, "
                                      "channels_last, compiled; default: the profile's); not part of a run's "
                                      "identity, named in every record")
-    p.add_argument("--jobs", type=positive_int, default=1,
-                   help="runs trained at a time, each in its own process with cores/jobs threads")
+    p.add_argument("--jobs", type=positive_int,
+                   help="runs trained at a time, each in its own process with cores/jobs threads "
+                        "(default: the profile's)")
     p.add_argument("--data-dir")
     p.add_argument("--device", default="auto")
     p.add_argument("--list", action="store_true", help="list the experiments and stop")

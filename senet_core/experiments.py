@@ -84,6 +84,7 @@ class Profile:
     image_size: int | None = None        # small datasets downsampled to this side; None: native
     recipe: dict = field(default_factory=dict, hash=False)   # recipe fields this profile sets for every row
     engine: str = "eager"                # how its runs execute (experiments.yaml's engines)
+    jobs: int = 1                        # runs trained at a time, each in its own process
 
 
 @lru_cache(maxsize=None)
@@ -120,7 +121,7 @@ def profile(name: str, engine_name: str | None = None) -> Profile:
     chosen = engine_name or p.get("engine", "eager")
     engine(chosen)                       # an unknown name fails here, with the known ones
     return Profile(name, p["dataset"], p["epochs"], p["batch_size"], p["limit_train"], p["limit_val"],
-                   tuple(p["seeds"]), p.get("image_size"), dict(p.get("recipe", {})), chosen)
+                   tuple(p["seeds"]), p.get("image_size"), dict(p.get("recipe", {})), chosen, p.get("jobs", 1))
 
 
 def row_recipe(exp: Experiment, row: Row, prof: Profile) -> tuple[Recipe, dict]:
@@ -177,7 +178,7 @@ def train_row(exp: Experiment, row: Row, prof: Profile, seed: int, runs_dir: str
 def run_experiment(name: str, profile_name: str = "smoke", results_dir: str | Path = "results",
                    runs_dir: str | Path = "runs/experiments", device: str = "auto", seeds: list[int] | None = None,
                    epochs: int | None = None, data_dir: str | None = None, progress: bool = False,
-                   engine_name: str | None = None, jobs: int = 1) -> list[dict]:
+                   engine_name: str | None = None, jobs: int | None = None) -> list[dict]:
     """Train every row of experiment ``name`` for every seed of the profile; return the records.
 
     ``seeds``, ``epochs`` and ``engine_name`` override the profile's (a record remembers its epochs:
@@ -201,18 +202,20 @@ def run_experiments(names: list[str], profile_name: str = "smoke", results_dir: 
                     runs_dir: str | Path = "runs/experiments", device: str = "auto",
                     seeds: list[int] | None = None, epochs: int | None = None, data_dir: str | None = None,
                     progress: bool = False, engine_name: str | None = None,
-                    jobs: int = 1) -> dict[str, list[dict]]:
+                    jobs: int | None = None) -> dict[str, list[dict]]:
     """:func:`run_experiment` for several experiments at once; returns their records by name.
 
-    Runs shared by rows of several tables train once. ``jobs`` > 1 trains that many runs at a time,
-    each in its own process with ``cpu_count // jobs`` threads: on a small CPU two one-thread runs
-    get through more images per second than one two-thread run (benchmarks/RESULTS.md), and each
-    run computes what it would alone (threads are in its provenance). A record is written as soon
-    as its run finishes, so an interrupted study keeps every finished run.
+    Runs shared by rows of several tables train once. ``jobs`` (default: the profile's) > 1 trains
+    that many runs at a time, each in its own process with ``cpu_count // jobs`` threads: on a small
+    CPU two one-thread runs get through more images per second than one two-thread run
+    (benchmarks/RESULTS.md), and each run computes what it would alone, to float rounding (its
+    threads are in its provenance). A record is written as soon as its run finishes, so an
+    interrupted study keeps every finished run.
     """
+    prof = profile(profile_name, engine_name)
+    jobs = prof.jobs if jobs is None else jobs
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
-    prof = profile(profile_name, engine_name)
     if epochs is not None:
         prof = replace(prof, epochs=epochs)
     records: dict[str, dict[tuple[str, int], dict]] = {name: {} for name in names}

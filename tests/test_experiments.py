@@ -95,6 +95,7 @@ def test_an_engine_is_named_in_the_record_and_is_not_part_of_a_runs_identity(tmp
                           engine_name="eager") == records
     assert profile("cpu").engine == "eager" and profile("gpu").engine == "compiled"
     assert profile("cpu", "compiled").engine == "compiled"
+    assert (profile("smoke").jobs, profile("cpu").jobs) == (1, 2)
     with pytest.raises(ValueError, match="unknown engine 'fastest'.*engines: channels_last, compiled, eager"):
         profile("cpu", "fastest")
 
