@@ -190,6 +190,16 @@ def _cmd_experiments(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pilot(args: argparse.Namespace) -> int:
+    from .pilot import PROFILES, run_pilot
+
+    profiles = tuple(p for p in args.profiles.split(",") if p) if args.profiles else PROFILES
+    summary = run_pilot(profiles, args.results_dir, args.runs_dir, args.device, progress=not args.quiet)
+    for regime in summary["regimes"]:
+        print(json.dumps({k: v for k, v in regime.items() if k not in ("gates", "top1_err")}))
+    return 0
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
@@ -327,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train every row of the paper's experiments (Tables 2, 4-5, 10-16 as "
                                    "miniatures, senet_core/experiments.yaml) for every seed of a profile; "
                                    "resumable; writes one JSON record per run.")
-    p.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
+    p.add_argument("--profile", default="cpu",
+                   help="a profile of senet_core/experiments.yaml: smoke, cpu, gpu, or a pilot_* regime")
     p.add_argument("--only", help="experiments whose name matches (shell pattern or substring)")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--runs-dir", default="runs/experiments", help="run folders with checkpoints (not committed)")
@@ -344,6 +355,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the experiments and stop")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_experiments)
+
+    p = sub.add_parser("pilot", help="the training-regime pilot: SE vs no SE and the gates, per regime",
+                       description="Train SE vs no SE on the ablation network (3 paired seeds) in each "
+                                   "candidate regime (the pilot_* profiles), resumable, and write "
+                                   "results/pilot/summary.json: paired gains, gate statistics, cost.")
+    p.add_argument("--profiles", help="comma-separated pilot profiles (default: all four)")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--runs-dir", default="runs/experiments", help="run folders with checkpoints (not committed)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_pilot)
 
     p = sub.add_parser("reproduce", help="execute every chapter notebook with papermill",
                        description="Execute the book's notebooks with a profile's parameters, skipping "

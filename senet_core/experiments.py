@@ -144,7 +144,10 @@ def fingerprint(chosen: Recipe, options: dict, prof: Profile) -> str:
     """A short hash of everything that decides a run's result except the seed."""
     settings = {k: v for k, v in chosen.__dict__.items() if k not in ("paper", "ours", "explicit", "name", "summary")}
     settings = {**settings, "lr_milestones": list(chosen.lr_milestones), "options": SEConfig.without_defaults(options),
-                "limit_train": prof.limit_train, "limit_val": prof.limit_val}
+                "limit_train": prof.limit_train, "limit_val": prof.limit_val,
+                # Runs since the paired initialisation (train.py): each layer's weights keyed by
+                # (seed, its name). Runs before it drew from one stream and pair less.
+                "init": "keyed by seed and layer name"}
     text = json.dumps(settings, sort_keys=True, default=list)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
@@ -300,7 +303,10 @@ def _record(task: _Task, prof: Profile, metrics: list[dict]) -> dict:
                        "train_images": run["train_images"], "val_images": run["val_images"],
                        "engine": {"name": prof.engine, "channels_last": run["channels_last"],
                                   "compile": run["compile"]},
-                       **run["provenance"]},
+                       "wall_seconds": round(sum(m["epoch_seconds"] + m.get("eval_seconds", 0.0)
+                                                 for m in metrics), 1),
+                       **run["provenance"],
+                       **({"resumed": run["resumed"]} if run.get("resumed") else {})},
     }
 
 

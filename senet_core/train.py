@@ -10,12 +10,15 @@
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
 import os
 import random
+import socket
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,12 +32,14 @@ from tqdm import tqdm
 from .data import build_loaders
 from .evaluate import AMP_DTYPES, autocast, evaluate
 from .models import create_model, model_entry
+from .models.init import he_init
 from .recipes import Recipe
 from .se import SEConfig
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 CONFIG = "config.json"
+LOCK = "LOCK"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -168,20 +173,30 @@ class LRSchedule:
         self.best_loss, self.bad_epochs, self.drops = state["best_loss"], state["bad_epochs"], state["drops"]
 
 
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
 def git_commit() -> str:
     """The commit of the code that ran, or "unknown" outside a git checkout."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parent, timeout=5)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    return _git("rev-parse", "--short", "HEAD") or "unknown"
+
+
+def git_dirty() -> bool | None:
+    """Whether the package's files differ from the commit (None outside a git checkout)."""
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", str(Path(__file__).resolve().parent))
+    return None if status is None else bool(status)
 
 
 def provenance(device: torch.device, world_size: int) -> dict:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
     return {"device": name, "threads": torch.get_num_threads(), "world_size": world_size, "torch": torch.__version__,
-            "commit": git_commit(),
+            "commit": git_commit(), "dirty": git_dirty(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -190,6 +205,64 @@ def atomic_save(obj, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """:func:`atomic_save` for a text file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class RunLockedError(FileExistsError):
+    """Another live process is writing the run folder (the CLI reports it on one line, exit 2)."""
+
+
+@contextlib.contextmanager
+def run_lock(out: Path, take: bool = True):
+    """Hold ``out/LOCK`` (holder's pid and host inside) while a process writes the run folder.
+
+    A second writer stops at once with :class:`RunLockedError` naming the holder. A lock left by a
+    process that no longer runs on this host is stale: it is taken over, with a notice.
+    """
+    if not take:
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text() or "{}")
+            except (OSError, ValueError):
+                holder = {}
+            if holder.get("host") == me["host"] and holder.get("pid") and not _alive(holder["pid"]):
+                print(f"{out}: taking over the lock of process {holder['pid']}, which no longer runs",
+                      file=sys.stderr)
+                path.unlink(missing_ok=True)
+                continue
+            raise RunLockedError(f"{out} is being written by another process (pid {holder.get('pid', '?')} on "
+                                 f"{holder.get('host', '?')}); wait for it to finish, or use another --out")
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        break
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, OverflowError):
+        return True
+    return True
 
 
 def _rng_state(device: torch.device) -> dict:
@@ -257,7 +330,8 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> list[dict]:
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
-        return _run(config, model, env, device, out)
+        with run_lock(out, env.is_main):
+            return _run(config, model, env, device, out)
     finally:
         if env.enabled and dist.is_initialized():
             dist.destroy_process_group()
@@ -279,6 +353,9 @@ def _run(config: TrainConfig, model: nn.Module | None, env: Distributed, device:
         if recipe.se_bias is not None and model_entry(recipe.model).is_se:
             options.setdefault("se_bias", recipe.se_bias)
         model = create_model(recipe.model, num_classes=info.num_classes, in_chans=info.in_chans, **options)
+        # Each layer's initial weights are a function of (seed, its name): a network and its
+        # baseline start alike in every layer they share, so a seed pairs their runs.
+        he_init(model, seed=config.seed)
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -304,12 +381,19 @@ def _run(config: TrainConfig, model: nn.Module | None, env: Distributed, device:
         scaler.load_state_dict(state["scaler"])
         _restore_rng(state["rng"], device)
         start_epoch, metrics = state["epoch"], list(state["metrics"])
-    if env.is_main:
+    if env.is_main and start_epoch < recipe.epochs:
+        # config.json describes the run that trained: written when it starts, and on each resumption
+        # that trains more epochs (kept under "resumed"). Reading a finished run back writes nothing.
         out.mkdir(parents=True, exist_ok=True)
         _write_metrics(out, metrics)          # drop lines of epochs the checkpoint does not hold
-        record = {**settings, "provenance": provenance(device, env.world_size), "dataset": asdict(info),
+        now = provenance(device, env.world_size)
+        record = {**settings, "provenance": now, "dataset": asdict(info),
                   "train_images": loaders.train_size, "val_images": loaders.val_size}
-        (out / CONFIG).write_text(json.dumps(record, indent=2, default=str) + "\n")
+        if config.resume and (out / CONFIG).exists():
+            before = json.loads((out / CONFIG).read_text())
+            record["provenance"] = before["provenance"]
+            record["resumed"] = before.get("resumed", []) + [{**now, "from_epoch": start_epoch}]
+        atomic_write_text(out / CONFIG, json.dumps(record, indent=2, default=str) + "\n")
 
     if env.enabled:
         model = nn.parallel.DistributedDataParallel(
@@ -332,10 +416,11 @@ def _run(config: TrainConfig, model: nn.Module | None, env: Distributed, device:
                                    device, config, epoch, env, recipe)
         seconds = time.perf_counter() - start
         val = evaluate(eval_model, loaders.val, device, config.amp, config.channels_last, env.enabled)
+        eval_seconds = time.perf_counter() - start - seconds
         schedule.observe(val["loss"])
         row = {"epoch": epoch + 1, "train_loss": train_stats["loss"], "train_top1_err": train_stats["top1_err"],
                "val_loss": val["loss"], "val_top1_err": val["top1_err"], "val_top5_err": val["top5_err"],
-               "lr": train_stats["lr"], "epoch_seconds": seconds,
+               "lr": train_stats["lr"], "epoch_seconds": seconds, "eval_seconds": eval_seconds,
                "images_per_second": train_stats["images"] / seconds, "train_images": train_stats["images"],
                "val_images": val["images"]}
         metrics.append(row)

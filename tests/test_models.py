@@ -78,3 +78,24 @@ def test_he_initialisation_reaches_the_excitation_but_not_the_classifier(name):
         assert 0.8 * he < fc.weight.std().item() < 1.2 * he
     classifier = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
     assert classifier.out_features == 10 and abs(classifier.weight.std().item() - 0.01) < 0.002
+
+
+@pytest.mark.parametrize("model,options", [
+    ("se_resnet18", {}), ("se_mobilenet_v1", {}), ("se_shufflenet_v1_g3", {}), ("se_resnet20_cifar", {}),
+    ("se_resnet110_cifar", {"se_position": "pre"}), ("se_resnet29_cifar", {"se_position": "3x3"}),
+    ("se_resnet29_cifar", {"squeeze": "none", "se_bias": False}), ("se_resnet29_cifar", {"se_stages": (3,)}),
+])
+def test_keyed_initialisation_pairs_a_network_with_its_baseline(model, options):
+    from senet_core.models import model_entry
+    from senet_core.models.init import he_init
+    se = create_model(model, num_classes=10, in_chans=1, **options)
+    base = create_model(model_entry(model).baseline, num_classes=10, in_chans=1)
+    for net in (se, base):
+        he_init(net, seed=7)
+    se_state, base_state = se.state_dict(), base.state_dict()
+    assert set(base_state) < set(se_state)
+    assert all(torch.equal(base_state[k], se_state[k]) for k in base_state), model
+    other = create_model(model, num_classes=10, in_chans=1, **options)
+    he_init(other, seed=8)
+    conv = next(k for k, v in base_state.items() if v.dim() == 4)
+    assert not torch.equal(other.state_dict()[conv], se_state[conv])      # another seed, other weights

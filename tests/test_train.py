@@ -3,6 +3,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from senet_core.train import CHECKPOINT, LRSchedule, NonFiniteLossError, TrainCo
 
 REQUIRED_METRICS = {"epoch", "train_loss", "val_top1_err", "val_top5_err", "lr", "epoch_seconds",
                     "images_per_second"}
-TIMING = {"epoch_seconds", "images_per_second"}
+TIMING = {"epoch_seconds", "eval_seconds", "images_per_second"}
 
 
 # ---- recipes ---------------------------------------------------------------------------------------
@@ -169,6 +170,61 @@ def test_resume_accepts_a_default_se_setting_spelled_another_way(tmp_path):
     assert run({"excitation": "sigmoid", "se_bias": False}, resume=True) == first
     with pytest.raises(ValueError, match="cannot resume.*model_options"):
         run({"reduction": 8, "se_bias": False}, resume=True)
+
+
+# ---- paired runs, provenance that stays true, one writer per run folder ------------------------------
+
+def synthetic_run(out, model, epochs=1, **kw) -> TrainConfig:
+    r = Recipe(dataset="synthetic", model=model, epochs=epochs, batch_size=32)
+    return TrainConfig(recipe=r, out=str(out), device="cpu", limit_train=32, limit_val=32, progress=False,
+                       seed=5, **kw)
+
+
+def test_a_seed_starts_a_network_and_its_baseline_from_the_same_weights_in_every_shared_layer(tmp_path):
+    # lr 0 and no weight decay: the checkpoint holds the initial weights.
+    states = {}
+    for model in ("resnet29_cifar", "se_resnet29_cifar"):
+        config = synthetic_run(tmp_path / model, model, lr=0.0)
+        config.recipe = config.recipe.with_overrides(weight_decay=0.0)
+        train(config)
+        states[model] = torch.load(tmp_path / model / CHECKPOINT, weights_only=True)["model"]
+    base, se = states["resnet29_cifar"], states["se_resnet29_cifar"]
+    shared = [k for k in base if k.endswith("weight")]
+    assert len(shared) > 50 and set(shared) <= set(se)
+    assert all(torch.equal(base[k], se[k]) for k in shared)
+    assert any(".se." in k for k in se)          # the SE blocks are the only difference
+
+
+def test_reading_a_finished_run_back_never_rewrites_its_provenance(tmp_path):
+    first = train(synthetic_run(tmp_path, "resnet20_cifar"))
+    config = (tmp_path / "config.json").read_text()
+    assert "dirty" in json.loads(config)["provenance"]
+    assert train(synthetic_run(tmp_path, "resnet20_cifar", resume=True)) == first
+    assert (tmp_path / "config.json").read_text() == config
+    train(synthetic_run(tmp_path, "resnet20_cifar", epochs=2, resume=True))
+    again = json.loads((tmp_path / "config.json").read_text())
+    assert again["provenance"] == json.loads(config)["provenance"]          # the run that started it
+    assert [r["from_epoch"] for r in again["resumed"]] == [1]
+
+
+def test_one_writer_per_run_folder_and_a_stale_lock_is_taken_over(tmp_path, capsys):
+    from senet_core.train import LOCK, RunLockedError, run_lock
+    with run_lock(tmp_path):
+        holder = json.loads((tmp_path / LOCK).read_text())
+        assert holder["pid"] == os.getpid()
+        with pytest.raises(RunLockedError, match=f"being written by another process \\(pid {os.getpid()}"):
+            train(synthetic_run(tmp_path, "resnet20_cifar"))
+        assert main(["train", "--model", "resnet20_cifar", "--dataset", "synthetic", "--epochs", "1",
+                     "--limit-train", "32", "--limit-val", "32", "--device", "cpu", "--out", str(tmp_path),
+                     "--quiet"]) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / LOCK).exists()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (tmp_path / LOCK).write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname()}))
+    train(synthetic_run(tmp_path, "resnet20_cifar"))
+    assert f"taking over the lock of process {gone.pid}" in capsys.readouterr().err
+    assert not (tmp_path / LOCK).exists()
 
 
 def test_real_fashion_mnist_learns(tmp_path):

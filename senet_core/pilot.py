@@ -1,0 +1,101 @@
+"""The training-regime pilot: in which reduced-scale regime does the SE block act as an excitation?
+
+With 1,000 SGD steps on 8,000 images the gates of the reference model stay within a few hundredths
+of 0.5 and SE vs no SE changes sign from seed to seed: a constant scale, not a recalibration, and a
+comparison no number of seeds can settle. The pilot trains one comparison, SE vs no SE on the
+ablation network (Table 16's rows, the ablation protocol, paired seeds), in candidate regimes (the
+``pilot_*`` profiles of experiments.yaml), and reports for each:
+
+* the paired gain of SE per seed, its mean and 95 % t interval, and whether its sign holds;
+* for the SE model of every seed, for the blocks Fig. 6 plots (the last SE block of each stage and
+  every block of the last), the mean distance of the gates from 0.5 and their between-class spread
+  (role_of_se), on the first 50 test images of every class;
+* the cost: wall seconds per run.
+
+``senet pilot`` trains what is missing (resumable, records under ``results/<profile>/``) and writes
+``results/pilot/summary.json``.
+"""
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import torch
+from scipy import stats as scipy_stats
+
+from .data import build_loaders, dataset_info
+from .experiments import experiment, profile, row_recipe, run_dir_of, run_experiments
+from .models import create_model
+from .results import write_json
+from .role_of_se import excitation_statistics
+from .train import CHECKPOINT, provenance, resolve_device
+
+EXPERIMENT = "table16_pilot"
+PROFILES = ("pilot_base", "pilot_data", "pilot_long", "pilot_28px")
+
+
+def trained_model(profile_name: str, label: str, seed: int, runs_dir: str | Path) -> torch.nn.Module:
+    """The network of row ``label`` trained for ``seed`` under ``profile_name``, from its run folder."""
+    exp, prof = experiment(EXPERIMENT), profile(profile_name)
+    row = exp.row(label)
+    _, options = row_recipe(exp, row, prof)
+    info = dataset_info(prof.dataset)
+    model = create_model(row.model, num_classes=info.num_classes, in_chans=info.in_chans, **options)
+    path = run_dir_of(exp, row, prof, seed, runs_dir) / CHECKPOINT
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+    return model.eval()
+
+
+def gate_statistics(model: torch.nn.Module, loader, num_per_class: int = 50) -> list[dict]:
+    """Per SE block of Fig. 6: the mean |gate - 0.5| over images and channels, and the
+    between-class spread (standard deviation over classes of the class-mean gate, averaged over
+    channels)."""
+    rows = []
+    for block, data in excitation_statistics(model, loader, num_per_class).items():
+        per_class = data["classes"]
+        gates = torch.cat([c["gates"] for c in per_class.values()])
+        means = torch.stack([c["mean"] for c in per_class.values()])
+        rows.append({"block": block, "channels": int(gates.shape[1]),
+                     "mean |gate - 0.5|": round(float((gates - 0.5).abs().mean()), 4),
+                     "between-class spread": round(float(means.std(0, unbiased=True).mean()), 4)})
+    return rows
+
+
+def summarise(profile_name: str, records: list[dict], runs_dir: str | Path) -> dict:
+    """The pilot's numbers for one regime, from its records and run folders."""
+    errors: dict[str, dict[int, float]] = {}
+    for r in records:
+        errors.setdefault(r["row"], {})[r["seed"]] = r["metrics"]["top1_err"]
+    seeds = sorted(set(errors.get("SE", {})) & set(errors.get("no SE", {})))
+    gains = [errors["no SE"][s] - errors["SE"][s] for s in seeds]
+    mean = statistics.fmean(gains) if gains else None
+    ci = None
+    if len(gains) > 1:
+        half = scipy_stats.t.ppf(0.975, len(gains) - 1) * statistics.stdev(gains) / len(gains) ** 0.5
+        ci = [round(mean - half, 2), round(mean + half, 2)]
+    prof = profile(profile_name)
+    exp = experiment(EXPERIMENT)
+    chosen, _ = row_recipe(exp, exp.row("SE"), prof)
+    loader = build_loaders(prof.dataset, batch_size=256, device="cpu", image_size=chosen.image_size).val
+    gates = {seed: gate_statistics(trained_model(profile_name, "SE", seed, runs_dir), loader) for seed in seeds}
+    return {"profile": profile_name, "train_images": prof.limit_train, "epochs": prof.epochs,
+            "image_size": chosen.image_size, "seeds": seeds,
+            "top1_err": {row: {str(s): e for s, e in sorted(v.items())} for row, v in errors.items()},
+            "gain_per_seed": [round(g, 2) for g in gains],
+            "gain_mean": None if mean is None else round(mean, 2), "gain_ci95": ci,
+            "sign_holds": bool(gains) and (all(g > 0 for g in gains) or all(g < 0 for g in gains)),
+            "wall_seconds_per_run": round(statistics.fmean(r["provenance"]["wall_seconds"] for r in records), 1),
+            "gates": {str(s): g for s, g in gates.items()}}
+
+
+def run_pilot(profiles: tuple[str, ...] = PROFILES, results_dir: str | Path = "results",
+              runs_dir: str | Path = "runs/experiments", device: str = "auto", progress: bool = False) -> dict:
+    """Train the pilot's comparison in every regime (what is missing), then summarise each; the
+    summary is written to ``results_dir/pilot/summary.json``."""
+    summary = {"experiment": EXPERIMENT, "regimes": []}
+    for name in profiles:
+        records = run_experiments([EXPERIMENT], name, results_dir, runs_dir, device, progress=progress)[EXPERIMENT]
+        summary["regimes"].append(summarise(name, records, runs_dir))
+    summary["provenance"] = provenance(resolve_device(device), 1)
+    write_json(Path(results_dir) / "pilot" / "summary.json", summary)
+    return summary
