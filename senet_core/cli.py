@@ -169,7 +169,7 @@ def _cmd_eval_detection(args: argparse.Namespace) -> int:
 
 
 def _cmd_experiments(args: argparse.Namespace) -> int:
-    from .experiments import experiment_table, list_experiments, run_experiments
+    from .experiments import experiment_table, list_experiments, run_experiments, run_until_decided
     from .results import load_records, provenance_label
 
     names = [n for n in list_experiments() if not args.only or fnmatch.fnmatch(n, args.only)
@@ -179,9 +179,18 @@ def _cmd_experiments(args: argparse.Namespace) -> int:
     if args.list:
         print("\n".join(names))
         return 0
-    run_experiments(names, args.profile, results_dir=args.results_dir, runs_dir=args.runs_dir,
-                    device=args.device, seeds=args.seeds, epochs=args.epochs, data_dir=args.data_dir,
-                    progress=not args.quiet, engine_name=args.engine, jobs=args.jobs)
+    if args.until_halfwidth is not None:
+        if args.seeds is not None or args.epochs is not None:
+            raise UsageError("--until-halfwidth chooses the seeds itself and uses the profile's epochs: "
+                             "leave out --seeds and --epochs (--min-seeds sets where it starts)")
+        run_until_decided(names, args.profile, args.until_halfwidth, args.max_seeds, results_dir=args.results_dir,
+                          runs_dir=args.runs_dir, device=args.device, data_dir=args.data_dir,
+                          progress=not args.quiet, engine_name=args.engine, jobs=args.jobs,
+                          min_seeds=args.min_seeds)
+    else:
+        run_experiments(names, args.profile, results_dir=args.results_dir, runs_dir=args.runs_dir,
+                        device=args.device, seeds=args.seeds, epochs=args.epochs, data_dir=args.data_dir,
+                        progress=not args.quiet, engine_name=args.engine, jobs=args.jobs)
     for name in names:
         if not args.quiet:
             print(f"\n{name}")
@@ -347,6 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", help="how runs execute: an engine of senet_core/experiments.yaml (eager, "
                                      "channels_last, compiled; default: the profile's); not part of a run's "
                                      "identity, named in every record")
+    p.add_argument("--until-halfwidth", type=positive_float, metavar="H",
+                   help="add seeds to each comparison until its 95 %% interval is narrower than +/- H points")
+    p.add_argument("--max-seeds", type=positive_int, default=20, help="with --until-halfwidth (default 20)")
+    p.add_argument("--min-seeds", type=positive_int, help="with --until-halfwidth: seeds every row starts "
+                                                          "with (default: the profile's)")
     p.add_argument("--jobs", type=positive_int,
                    help="runs trained at a time, each in its own process with cores/jobs threads "
                         "(default: the profile's)")
@@ -372,6 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "up-to-date outputs; non-zero exit if any chapter fails.")
     p.add_argument("--profile", default="smoke", choices=("smoke", "cpu", "gpu"))
     p.add_argument("--only", help="notebooks whose name matches (shell pattern or substring)")
+    p.add_argument("--until-halfwidth", type=positive_float, metavar="H",
+                   help="add seeds to each comparison until its 95 %% interval is narrower than +/- H points")
+    p.add_argument("--max-seeds", type=positive_int, default=20, help="with --until-halfwidth (default 20)")
+    p.add_argument("--min-seeds", type=positive_int, help="with --until-halfwidth: seeds every row starts "
+                                                          "with (default: the profile's)")
     p.add_argument("--jobs", type=positive_int, default=1, help="notebooks run at once")
     p.add_argument("--output", default="_build/executed", help="folder for the executed notebooks")
     p.add_argument("--force", action="store_true", help="re-run up-to-date notebooks too")

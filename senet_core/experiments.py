@@ -7,7 +7,9 @@ tables (the ablation baseline, the reference SE model) share one training run.
 """
 from __future__ import annotations
 
+import datetime
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -29,7 +31,8 @@ from .paper import paper_row
 from .recipes import Recipe, recipe
 from .results import read_record, write_record
 from .se import SEConfig
-from .train import CHECKPOINT, TrainConfig, train
+from .stats import paired
+from .train import CHECKPOINT, METRICS, TrainConfig, git_commit, git_dirty, train
 
 
 @dataclass(frozen=True)
@@ -215,19 +218,72 @@ def run_experiments(names: list[str], profile_name: str = "smoke", results_dir: 
     threads are in its provenance). A record is written as soon as its run finishes, so an
     interrupted study keeps every finished run.
     """
+    prof = _profile_for(profile_name, engine_name, epochs)
+    chosen = list(seeds if seeds is not None else prof.seeds)
+    wanted = {name: {row.label: chosen for row in experiment(name).rows} for name in names}
+    return _train(wanted, prof, results_dir, runs_dir, device, data_dir, progress, jobs)
+
+
+def run_until_decided(names: list[str], profile_name: str, halfwidth: float, max_seeds: int,
+                      results_dir: str | Path = "results", runs_dir: str | Path = "runs/experiments",
+                      device: str = "auto", data_dir: str | None = None, progress: bool = False,
+                      engine_name: str | None = None, jobs: int | None = None,
+                      min_seeds: int | None = None) -> dict[str, list[dict]]:
+    """Add seeds to each comparison (a row against its baseline) until its 95 % paired interval is
+    narrower than +/- ``halfwidth`` points or it has ``max_seeds`` seeds.
+
+    Every row starts with ``min_seeds`` seeds (default: the profile's); each round gives every
+    undecided comparison the next seed, for its row and its baseline alike (a pair needs both), and
+    trains what is missing. Resumable: the state is the records, so a rerun continues where an
+    interrupted one stopped.
+    """
+    if not halfwidth > 0:
+        raise ValueError(f"halfwidth must be positive, got {halfwidth!r}")
+    if not isinstance(max_seeds, int) or max_seeds < 2:
+        raise ValueError(f"max_seeds must be an integer of at least 2, got {max_seeds!r}")
+    prof = _profile_for(profile_name, engine_name, None)
+    first = list(prof.seeds) if min_seeds is None else list(range(min_seeds))
+    wanted = {name: {row.label: list(first) for row in experiment(name).rows} for name in names}
+    while True:
+        records = _train(wanted, prof, results_dir, runs_dir, device, data_dir, progress, jobs)
+        grown = False
+        for name in names:
+            exp, errors = experiment(name), _errors_by_row(records[name])
+            for row in exp.rows:
+                if row.baseline is None:
+                    continue
+                have = wanted[name][row.label]
+                if len(have) >= max_seeds or paired(errors[row.baseline], errors[row.label]).halfwidth < halfwidth:
+                    continue
+                # The row's first missing seed: the baseline may have it already (it pairs with
+                # every row of its table), else it gets it too.
+                following = next(s for s in itertools.count() if s not in have)
+                for label in (row.label, row.baseline):
+                    if following not in wanted[name][label]:
+                        wanted[name][label] = wanted[name][label] + [following]
+                grown = True
+        if not grown:
+            return records
+
+
+def _profile_for(profile_name: str, engine_name: str | None, epochs: int | None) -> Profile:
     prof = profile(profile_name, engine_name)
+    return prof if epochs is None else replace(prof, epochs=epochs)
+
+
+def _train(wanted: dict[str, dict[str, list[int]]], prof: Profile, results_dir, runs_dir, device, data_dir,
+           progress: bool, jobs: int | None) -> dict[str, list[dict]]:
+    """Train (or read back) the seeds ``wanted[experiment][row label]`` under ``prof``; the records."""
     jobs = prof.jobs if jobs is None else jobs
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
-    if epochs is not None:
-        prof = replace(prof, epochs=epochs)
-    records: dict[str, dict[tuple[str, int], dict]] = {name: {} for name in names}
+    records: dict[str, dict[tuple[str, int], dict]] = {name: {} for name in wanted}
     pending: dict[Path, list[_Task]] = {}
-    for name in names:
+    for name, rows in wanted.items():
         exp = experiment(name)
         for row in exp.rows:
             fp = fingerprint(*row_recipe(exp, row, prof), prof)
-            for seed in (seeds if seeds is not None else prof.seeds):
+            for seed in rows.get(row.label, ()):
                 path = record_path(results_dir, prof.name, name, row.label, seed)
                 if path.exists():
                     kept = read_record(path)
@@ -242,8 +298,14 @@ def run_experiments(names: list[str], profile_name: str = "smoke", results_dir: 
             record = _record(task, prof, metrics)
             write_record(record_path(results_dir, prof.name, task.exp.name, task.row.label, task.seed), record)
             records[task.exp.name][(task.row.label, task.seed)] = record
+        ledger(results_dir, prof.name, "finished", tasks)
 
     def announce(tasks: list[_Task]) -> None:
+        metrics = tasks[0].run_dir / METRICS
+        done = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+        event = "started" if not (tasks[0].run_dir / CHECKPOINT).exists() else \
+            "reused" if done >= prof.epochs else "resumed"
+        ledger(results_dir, prof.name, event, tasks)
         if progress:
             first = tasks[0]
             print(f"{first.exp.name}: {first.row.label}, seed {first.seed} ({prof.name} profile)", flush=True)
@@ -273,7 +335,33 @@ def run_experiments(names: list[str], profile_name: str = "smoke", results_dir: 
                 raise
     # Records in the order of the experiments' rows, then seeds.
     return {name: [records[name][key] for key in sorted(records[name], key=lambda k: (
-        [r.label for r in experiment(name).rows].index(k[0]), k[1]))] for name in names}
+        [r.label for r in experiment(name).rows].index(k[0]), k[1]))] for name in wanted}
+
+
+LEDGER = "LEDGER.jsonl"
+LEDGER_EVENTS = ("started", "resumed", "reused", "finished", "discarded")
+
+
+def ledger(results_dir: str | Path, profile_name: str, event: str, tasks: list[_Task] | None = None,
+           reason: str | None = None, run: str | None = None) -> None:
+    """Append one line to ``results_dir/<profile>/LEDGER.jsonl``, the list of every run started for
+    a profile's results. Written as runs go: ``started``, ``resumed`` (an interrupted run continues),
+    ``reused`` (a finished run gives a record to another table's row: the same run) and
+    ``finished``; ``discarded`` (with its reason) is said by whoever throws a run away."""
+    if event not in LEDGER_EVENTS:
+        raise ValueError(f"event={event!r} is not one of {', '.join(LEDGER_EVENTS)}")
+    if event == "discarded" and not reason:
+        raise ValueError("a discarded run needs its reason")
+    line = {"event": event, "run": run or (tasks[0].run_dir.name if tasks else None),
+            "rows": [f"{t.exp.name}/{t.row.label}/seed {t.seed}" for t in tasks or ()],
+            "commit": git_commit(), "dirty": git_dirty(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    if reason:
+        line["reason"] = reason
+    path = Path(results_dir) / profile_name / LEDGER
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(line) + "\n")
 
 
 def _record(task: _Task, prof: Profile, metrics: list[dict]) -> dict:

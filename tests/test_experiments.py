@@ -1,12 +1,15 @@
 """Experiments as data: every row valid, runs resumable and shared, records with provenance, paper-vs-ours tables."""
+import json
 import os
 from dataclasses import replace
 
 import pytest
 
 from senet_core import create_model
+from senet_core.cli import main
 from senet_core.experiments import (experiment, experiment_table, fingerprint, list_experiments, profile,
-                                    record_path, row_recipe, run_experiment, run_experiments)
+                                    record_path, row_recipe, run_experiment, run_experiments,
+                                    run_until_decided)
 from senet_core.results import load_records, paired_difference, provenance_label
 
 
@@ -76,6 +79,11 @@ def test_run_records_resume_and_table(tmp_path):
     before = len(list((runs / "smoke").iterdir()))
     run_experiment("table16_nosqueeze", "smoke", results_dir=results, runs_dir=runs, device="cpu")
     assert len(list((runs / "smoke").iterdir())) == before + 1
+    events = [json.loads(line) for line in (results / "smoke" / "LEDGER.jsonl").read_text().splitlines()]
+    # Table 15's three runs; Table 16 trains NoSqueeze and takes SE and no SE from Table 15's runs.
+    assert [e["event"] for e in events] == ["started", "finished"] * 3 + [
+        "reused", "finished", "started", "finished", "reused", "finished"]
+    assert events[0]["rows"] == ["table15_se_3x3/SE/seed 0"] and {"commit", "dirty", "date"} <= set(events[0])
     table = experiment_table("table15_se_3x3", results, "smoke")
     assert table.loc["SE 3x3", "paper top-1 err (%)"] == 22.48
     assert table.loc["SE", "verdict"] == "one seed"
@@ -115,6 +123,22 @@ def test_parallel_jobs_train_each_shared_run_once_and_write_every_record(tmp_pat
         assert other["metrics"]["train_loss"] == pytest.approx(one["metrics"]["train_loss"], rel=1e-3)
     with pytest.raises(ValueError, match="jobs must be a positive integer"):
         run_experiments(["table15_se_3x3"], "smoke", results_dir=tmp_path / "b", jobs=0)
+
+
+def test_seeds_are_added_until_each_comparison_is_decided(tmp_path):
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    records = run_until_decided(["table15_se_3x3"], "smoke", halfwidth=1e-6, max_seeds=3, results_dir=results,
+                                runs_dir=runs, device="cpu")["table15_se_3x3"]
+    assert sorted((r["row"], r["seed"]) for r in records) == sorted(
+        (label, s) for label in ("SE", "SE 3x3", "no SE") for s in range(3))
+    # Decided at once (a wide enough interval): nothing more trains, and what exists is read back.
+    again = run_until_decided(["table15_se_3x3"], "smoke", halfwidth=1e6, max_seeds=20, results_dir=results,
+                              runs_dir=runs, device="cpu", min_seeds=2)["table15_se_3x3"]
+    assert len(again) == 6 and len(list((runs / "smoke").iterdir())) == 9
+    assert main(["experiments", "--only", "table15", "--profile", "smoke", "--until-halfwidth", "1",
+                 "--seeds", "0,1", "--quiet"]) == 2
+    with pytest.raises(ValueError, match="max_seeds must be an integer of at least 2"):
+        run_until_decided(["table15_se_3x3"], "smoke", halfwidth=1.0, max_seeds=1)
 
 
 def test_missing_records_say_how_to_make_them(tmp_path):
