@@ -7,7 +7,7 @@ import pytest
 
 from senet_core import create_model
 from senet_core.cli import main
-from senet_core.experiments import (experiment, experiment_table, fingerprint, list_experiments, profile,
+from senet_core.experiments import (experiment, experiment_table, fingerprint, ledger, list_experiments, profile,
                                     record_path, row_recipe, run_experiment, run_experiments,
                                     run_until_decided)
 from senet_core.results import load_records, paired_difference, provenance_label
@@ -139,6 +139,16 @@ def test_seeds_are_added_until_each_comparison_is_decided(tmp_path):
                  "--seeds", "0,1", "--quiet"]) == 2
     with pytest.raises(ValueError, match="max_seeds must be an integer of at least 2"):
         run_until_decided(["table15_se_3x3"], "smoke", halfwidth=1.0, max_seeds=1)
+
+
+def test_a_discarded_run_is_listed_with_its_reason(tmp_path):
+    with pytest.raises(ValueError, match="needs its reason"):
+        ledger(tmp_path, "cpu", "discarded", run="abc-seed0")
+    with pytest.raises(ValueError, match="event='lost'"):
+        ledger(tmp_path, "cpu", "lost", run="abc-seed0")
+    ledger(tmp_path, "cpu", "discarded", run="abc-seed0", reason="trained with a bug")
+    (line,) = (tmp_path / "cpu" / "LEDGER.jsonl").read_text().splitlines()
+    assert json.loads(line)["reason"] == "trained with a bug" and json.loads(line)["run"] == "abc-seed0"
 
 
 def test_missing_records_say_how_to_make_them(tmp_path):
