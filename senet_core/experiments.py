@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import re
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -32,7 +33,7 @@ from .recipes import Recipe, recipe
 from .results import read_record, write_record
 from .se import SEConfig
 from .stats import paired
-from .train import CHECKPOINT, METRICS, TrainConfig, git_commit, git_dirty, train
+from .train import CHECKPOINT, METRICS, RunLockedError, TrainConfig, git_commit, git_dirty, train
 
 
 @dataclass(frozen=True)
@@ -174,11 +175,17 @@ def train_row(exp: Experiment, row: Row, prof: Profile, seed: int, runs_dir: str
     reading it back if it finished); return its per-epoch metrics and the folder."""
     chosen, options = row_recipe(exp, row, prof)
     run_dir = run_dir_of(exp, row, prof, seed, runs_dir)
-    metrics = train(TrainConfig(recipe=chosen, out=str(run_dir), data_dir=data_dir, model_options=options,
-                                seed=seed, limit_train=prof.limit_train, limit_val=prof.limit_val,
-                                device=device, resume=(run_dir / CHECKPOINT).exists(), progress=False,
-                                **engine(prof.engine)))
-    return metrics, run_dir
+    while True:
+        try:
+            metrics = train(TrainConfig(recipe=chosen, out=str(run_dir), data_dir=data_dir, model_options=options,
+                                        seed=seed, limit_train=prof.limit_train, limit_val=prof.limit_val,
+                                        device=device, resume=(run_dir / CHECKPOINT).exists(), progress=False,
+                                        **engine(prof.engine)))
+            return metrics, run_dir
+        except RunLockedError:
+            # Another process (another chapter, another `senet experiments`) is training this very
+            # run: wait for it, then read the finished run back (or continue it, if it stopped).
+            time.sleep(LOCK_POLL_SECONDS)
 
 
 def run_experiment(name: str, profile_name: str = "smoke", results_dir: str | Path = "results",
@@ -339,6 +346,7 @@ def _train(wanted: dict[str, dict[str, list[int]]], prof: Profile, results_dir, 
 
 
 LEDGER = "LEDGER.jsonl"
+LOCK_POLL_SECONDS = 2.0
 LEDGER_EVENTS = ("started", "resumed", "reused", "finished", "discarded")
 
 

@@ -1,6 +1,8 @@
 """Experiments as data: every row valid, runs resumable and shared, records with provenance, paper-vs-ours tables."""
 import json
 import os
+import socket
+import threading
 from dataclasses import replace
 
 import pytest
@@ -8,8 +10,8 @@ import pytest
 from senet_core import create_model
 from senet_core.cli import main
 from senet_core.experiments import (experiment, experiment_table, fingerprint, ledger, list_experiments, profile,
-                                    record_path, row_recipe, run_experiment, run_experiments,
-                                    run_until_decided)
+                                    record_path, row_recipe, run_dir_of, run_experiment, run_experiments,
+                                    run_until_decided, train_row)
 from senet_core.results import load_records, paired_difference, provenance_label
 
 
@@ -139,6 +141,19 @@ def test_seeds_are_added_until_each_comparison_is_decided(tmp_path):
                  "--seeds", "0,1", "--quiet"]) == 2
     with pytest.raises(ValueError, match="max_seeds must be an integer of at least 2"):
         run_until_decided(["table15_se_3x3"], "smoke", halfwidth=1.0, max_seeds=1)
+
+
+def test_a_run_another_process_is_training_is_waited_for_then_read_back(tmp_path, monkeypatch):
+    import senet_core.experiments as experiments
+    from senet_core.train import LOCK
+    exp, prof = experiment("table15_se_3x3"), profile("smoke")
+    run_dir = run_dir_of(exp, exp.row("SE"), prof, 0, tmp_path)
+    run_dir.mkdir(parents=True)
+    (run_dir / LOCK).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))  # a live holder
+    monkeypatch.setattr(experiments, "LOCK_POLL_SECONDS", 0.05)
+    threading.Timer(1.0, (run_dir / LOCK).unlink).start()
+    metrics, folder = train_row(exp, exp.row("SE"), prof, 0, tmp_path, "cpu")
+    assert folder == run_dir and len(metrics) == 1 and not (run_dir / LOCK).exists()
 
 
 def test_a_discarded_run_is_listed_with_its_reason(tmp_path):
