@@ -386,11 +386,6 @@ def build_parser() -> argparse.ArgumentParser:
                                    "up-to-date outputs; non-zero exit if any chapter fails.")
     p.add_argument("--profile", default="smoke", choices=("smoke", "cpu", "gpu"))
     p.add_argument("--only", help="notebooks whose name matches (shell pattern or substring)")
-    p.add_argument("--until-halfwidth", type=positive_float, metavar="H",
-                   help="add seeds to each comparison until its 95 %% interval is narrower than +/- H points")
-    p.add_argument("--max-seeds", type=positive_int, default=20, help="with --until-halfwidth (default 20)")
-    p.add_argument("--min-seeds", type=positive_int, help="with --until-halfwidth: seeds every row starts "
-                                                          "with (default: the profile's)")
     p.add_argument("--jobs", type=positive_int, default=1, help="notebooks run at once")
     p.add_argument("--output", default="_build/executed", help="folder for the executed notebooks")
     p.add_argument("--force", action="store_true", help="re-run up-to-date notebooks too")

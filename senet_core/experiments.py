@@ -33,7 +33,7 @@ from .recipes import Recipe, recipe
 from .results import read_record, write_record
 from .se import SEConfig
 from .stats import paired
-from .train import CHECKPOINT, METRICS, RunLockedError, TrainConfig, git_commit, git_dirty, train
+from .train import CHECKPOINT, CONFIG, METRICS, RunLockedError, TrainConfig, git_commit, git_dirty, train
 
 
 @dataclass(frozen=True)
@@ -377,7 +377,7 @@ def _record(task: _Task, prof: Profile, metrics: list[dict]) -> dict:
     exp, row = task.exp, task.row
     chosen, options = row_recipe(exp, row, prof)
     info = dataset_info(prof.dataset)
-    run = json.loads((task.run_dir / "config.json").read_text())
+    run = json.loads((task.run_dir / CONFIG).read_text())
     side = chosen.image_size or info.input_size
     size = (info.in_chans, side, side)
     cost = complexity(create_model(row.model, num_classes=info.num_classes, in_chans=info.in_chans, **options),

@@ -21,13 +21,13 @@ import statistics
 from pathlib import Path
 
 import torch
-from scipy import stats as scipy_stats
 
 from .data import build_loaders, dataset_info
 from .experiments import experiment, profile, row_recipe, run_dir_of, run_experiments
 from .models import create_model
 from .results import write_json
 from .role_of_se import excitation_statistics
+from .stats import paired
 from .train import CHECKPOINT, provenance, resolve_device
 
 EXPERIMENT = "table16_pilot"
@@ -67,12 +67,8 @@ def summarise(profile_name: str, records: list[dict], runs_dir: str | Path) -> d
     for r in records:
         errors.setdefault(r["row"], {})[r["seed"]] = r["metrics"]["top1_err"]
     seeds = sorted(set(errors.get("SE", {})) & set(errors.get("no SE", {})))
-    gains = [errors["no SE"][s] - errors["SE"][s] for s in seeds]
-    mean = statistics.fmean(gains) if gains else None
-    ci = None
-    if len(gains) > 1:
-        half = scipy_stats.t.ppf(0.975, len(gains) - 1) * statistics.stdev(gains) / len(gains) ** 0.5
-        ci = [round(mean - half, 2), round(mean + half, 2)]
+    compared = paired(errors["no SE"], errors["SE"]) if seeds else None
+    gains = list(compared.gains) if compared else []
     prof = profile(profile_name)
     exp = experiment(EXPERIMENT)
     chosen, _ = row_recipe(exp, exp.row("SE"), prof)
@@ -82,7 +78,8 @@ def summarise(profile_name: str, records: list[dict], runs_dir: str | Path) -> d
             "image_size": chosen.image_size, "seeds": seeds,
             "top1_err": {row: {str(s): e for s, e in sorted(v.items())} for row, v in errors.items()},
             "gain_per_seed": [round(g, 2) for g in gains],
-            "gain_mean": None if mean is None else round(mean, 2), "gain_ci95": ci,
+            "gain_mean": None if compared is None else round(compared.mean, 2),
+            "gain_ci95": None if compared is None or compared.ci is None else [round(x, 2) for x in compared.ci],
             "sign_holds": bool(gains) and (all(g > 0 for g in gains) or all(g < 0 for g in gains)),
             "wall_seconds_per_run": round(statistics.fmean(r["provenance"]["wall_seconds"] for r in records), 1),
             "gates": {str(s): g for s, g in gates.items()}}

@@ -249,6 +249,8 @@ def run_lock(out: Path, take: bool = True):
         with os.fdopen(fd, "w") as f:
             json.dump(me, f)
         break
+    else:
+        raise RunLockedError(f"{out}: its lock was taken over twice in a row; try again")
     try:
         yield
     finally:
@@ -490,6 +492,4 @@ def _non_finite_message(config: TrainConfig, epoch: int, step: int, loss: torch.
 
 
 def _write_metrics(out: Path, metrics: list[dict]) -> None:
-    tmp = out / (METRICS + ".tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in metrics))
-    os.replace(tmp, out / METRICS)
+    atomic_write_text(out / METRICS, "".join(json.dumps(row) + "\n" for row in metrics))
