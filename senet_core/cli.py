@@ -169,7 +169,7 @@ def _cmd_eval_detection(args: argparse.Namespace) -> int:
 
 
 def _cmd_experiments(args: argparse.Namespace) -> int:
-    from .experiments import experiment_table, list_experiments, run_experiments, run_until_decided
+    from .experiments import experiment_table, list_experiments, run_experiments, run_study, run_until_decided
     from .results import load_records, provenance_label
 
     names = [n for n in list_experiments() if not args.only or fnmatch.fnmatch(n, args.only)
@@ -179,7 +179,19 @@ def _cmd_experiments(args: argparse.Namespace) -> int:
     if args.list:
         print("\n".join(names))
         return 0
-    if args.until_halfwidth is not None:
+    if args.study and args.until_halfwidth is not None:
+        raise UsageError("--study and --until-halfwidth are two rules for the seeds: give one")
+    if args.study:
+        if args.seeds is not None or args.epochs is not None:
+            raise UsageError("--study chooses the seeds itself and uses the profile's epochs: "
+                             "leave out --seeds and --epochs")
+        try:
+            run_study(names, args.profile, results_dir=args.results_dir, runs_dir=args.runs_dir,
+                      device=args.device, data_dir=args.data_dir, progress=not args.quiet,
+                      engine_name=args.engine, jobs=args.jobs)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    elif args.until_halfwidth is not None:
         if args.seeds is not None or args.epochs is not None:
             raise UsageError("--until-halfwidth chooses the seeds itself and uses the profile's epochs: "
                              "leave out --seeds and --epochs (--min-seeds sets where it starts)")
@@ -356,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", help="how runs execute: an engine of senet_core/experiments.yaml (eager, "
                                      "channels_last, compiled; default: the profile's); not part of a run's "
                                      "identity, named in every record")
+    p.add_argument("--study", action="store_true",
+                   help="the profile's study rule for the seeds (experiments.yaml: study): each comparison "
+                        "gets its seeds, then more while its 95 %% interval holds both 0 and the paper's gain")
     p.add_argument("--until-halfwidth", type=positive_float, metavar="H",
                    help="add seeds to each comparison until its 95 %% interval is narrower than +/- H points")
     p.add_argument("--max-seeds", type=positive_int, default=20, help="with --until-halfwidth (default 20)")

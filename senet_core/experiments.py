@@ -44,6 +44,7 @@ class Row:
     model: str
     options: dict = field(default_factory=dict, hash=False)
     baseline: str | None = None          # label of the row it is compared with
+    recipe: dict = field(default_factory=dict, hash=False)   # recipe fields this row sets (after the protocol)
     paper_table: int = 0
     paper_key: str = ""
     paper_value: str | None = None
@@ -66,6 +67,7 @@ class Experiment:
     ablation: bool
     rows: tuple[Row, ...]
     image_size: int | None = None        # overrides the profile's (e.g. networks that need 28x28)
+    study_seeds: int | None = None       # the study's seeds for every comparison (default: the profile's rule)
 
     def row(self, label: str) -> Row:
         for r in self.rows:
@@ -89,6 +91,7 @@ class Profile:
     recipe: dict = field(default_factory=dict, hash=False)   # recipe fields this profile sets for every row
     engine: str = "eager"                # how its runs execute (experiments.yaml's engines)
     jobs: int = 1                        # runs trained at a time, each in its own process
+    study: dict = field(default_factory=dict, hash=False)    # seeds per comparison for `--study`
 
 
 @lru_cache(maxsize=None)
@@ -103,11 +106,11 @@ def list_experiments() -> list[str]:
 def experiment(name: str) -> Experiment:
     e = lookup("experiment", name, _spec()["experiments"])
     rows = tuple(Row(label=r["label"], model=r["model"], options=dict(r.get("options", {})),
-                     baseline=r.get("baseline"), paper_table=r.get("paper_table", e["paper_table"]),
+                     baseline=r.get("baseline"), recipe=dict(r.get("recipe", {})), paper_table=r.get("paper_table", e["paper_table"]),
                      paper_key=r.get("paper_key", e["key"]), paper_value=r.get("paper_value"),
                      paper_column=r.get("paper_column", "top1_err")) for r in e["rows"])
     return Experiment(name, e["title"], e["paper_table"], e["conclusion"], bool(e.get("ablation")), rows,
-                      e.get("image_size"))
+                      e.get("image_size"), e.get("study_seeds"))
 
 
 def list_engines() -> list[str]:
@@ -125,14 +128,15 @@ def profile(name: str, engine_name: str | None = None) -> Profile:
     chosen = engine_name or p.get("engine", "eager")
     engine(chosen)                       # an unknown name fails here, with the known ones
     return Profile(name, p["dataset"], p["epochs"], p["batch_size"], p["limit_train"], p["limit_val"],
-                   tuple(p["seeds"]), p.get("image_size"), dict(p.get("recipe", {})), chosen, p.get("jobs", 1))
+                   tuple(p["seeds"]), p.get("image_size"), dict(p.get("recipe", {})), chosen, p.get("jobs", 1),
+                   dict(p.get("study", {})))
 
 
 def row_recipe(exp: Experiment, row: Row, prof: Profile) -> tuple[Recipe, dict]:
     """The recipe and model options of one row under one profile (same for every row of an experiment)."""
     spec = _spec()
     base = recipe(spec["base_recipe"])
-    overrides = {**prof.recipe, **(spec["ablation_protocol"]["recipe"] if exp.ablation else {})}
+    overrides = {**prof.recipe, **(spec["ablation_protocol"]["recipe"] if exp.ablation else {}), **row.recipe}
     chosen = base.with_overrides(dataset=prof.dataset, model=row.model, epochs=prof.epochs,
                                  batch_size=prof.batch_size, image_size=exp.image_size or prof.image_size,
                                  **overrides)
@@ -249,19 +253,85 @@ def run_until_decided(names: list[str], profile_name: str, halfwidth: float, max
     if not isinstance(max_seeds, int) or max_seeds < 2:
         raise ValueError(f"max_seeds must be an integer of at least 2, got {max_seeds!r}")
     prof = _profile_for(profile_name, engine_name, None)
-    first = list(prof.seeds) if min_seeds is None else list(range(min_seeds))
-    wanted = {name: {row.label: list(first) for row in experiment(name).rows} for name in names}
+    first = len(prof.seeds) if min_seeds is None else min_seeds
+
+    def wants_more(exp: Experiment, row: Row, errors: dict[str, dict[int, float]]) -> bool:
+        return len(errors.get(row.label, {})) < max(first, 2) or (
+            len(errors[row.label]) < max_seeds and paired(errors[row.baseline], errors[row.label]).halfwidth >= halfwidth)
+
+    return _grow(names, prof, {name: first for name in names}, wants_more, results_dir, runs_dir, device,
+                 data_dir, progress, jobs)
+
+
+def is_se_vs_baseline(exp: Experiment, row: Row) -> bool:
+    """Whether ``row`` is an SE network against its own baseline under its table's protocol (the
+    paper's headline comparison), rather than a variant of the block: its model is the baseline's
+    with SE, and it sets no block option of its own beyond the table's protocol."""
+    if row.baseline is None:
+        return False
+    base = exp.row(row.baseline)
+    protocol = _spec()["ablation_protocol"]["options"] if exp.ablation else {}
+    own = {k: v for k, v in row.options.items() if protocol.get(k, object()) != v}
+    return row.model == f"se_{base.model}" and not SEConfig.without_defaults(own)
+
+
+def study_seeds(exp: Experiment, row: Row, prof: Profile) -> int:
+    """The seeds the study gives ``row``'s comparison before the data may ask for more."""
+    if not prof.study:
+        raise ValueError(f"profile {prof.name!r} has no study rule (experiments.yaml: study)")
+    if exp.study_seeds is not None:
+        return exp.study_seeds
+    return prof.study["se_vs_baseline" if is_se_vs_baseline(exp, row) else "other"]
+
+
+def study_wants_more(exp: Experiment, row: Row, prof: Profile, errors: dict[str, dict[int, float]]) -> bool:
+    """The study's rule for one comparison: its seeds (:func:`study_seeds`) first; then more, up to
+    the profile's ``max``, while the 95 % interval holds both 0 and the paper's gain, i.e. while the
+    data can say neither that the effect exists nor that it is smaller than the paper's."""
+    n = len(set(errors.get(row.label, {})) & set(errors.get(row.baseline, {})))
+    if n < study_seeds(exp, row, prof):
+        return True
+    if n >= prof.study["max"]:
+        return False
+    comparison = paired(errors[row.baseline], errors[row.label])
+    if comparison.ci is None:
+        return True
+    paper = row.paper_number()
+    paper_base = exp.row(row.baseline).paper_number()
+    if paper is None or paper_base is None:
+        return False
+    low, high = comparison.ci
+    return low <= 0 <= high and low <= paper_base - paper <= high
+
+
+def run_study(names: list[str], profile_name: str = "cpu", results_dir: str | Path = "results",
+              runs_dir: str | Path = "runs/experiments", device: str = "auto", data_dir: str | None = None,
+              progress: bool = False, engine_name: str | None = None,
+              jobs: int | None = None) -> dict[str, list[dict]]:
+    """Train experiments ``names`` under the profile's study rule (:func:`study_wants_more`), adding
+    paired seeds round by round; resumable like :func:`run_until_decided`."""
+    prof = _profile_for(profile_name, engine_name, None)
+    first = {name: min(study_seeds(experiment(name), row, prof) for row in experiment(name).rows
+                       if row.baseline is not None) for name in names}
+    return _grow(names, prof, first, lambda exp, row, errors: study_wants_more(exp, row, prof, errors),
+                 results_dir, runs_dir, device, data_dir, progress, jobs)
+
+
+def _grow(names: list[str], prof: Profile, first: dict[str, int], wants_more, results_dir, runs_dir, device,
+          data_dir, progress: bool, jobs: int | None) -> dict[str, list[dict]]:
+    """Rounds of training: every row of experiment ``name`` starts with seeds ``range(first[name])``;
+    after each round every comparison for which ``wants_more(exp, row, errors)`` gets the next seed,
+    for its row and its baseline alike (a pair needs both)."""
+    wanted = {name: {row.label: list(range(first[name])) for row in experiment(name).rows} for name in names}
     while True:
         records = _train(wanted, prof, results_dir, runs_dir, device, data_dir, progress, jobs)
         grown = False
         for name in names:
             exp, errors = experiment(name), _errors_by_row(records[name])
             for row in exp.rows:
-                if row.baseline is None:
+                if row.baseline is None or not wants_more(exp, row, errors):
                     continue
                 have = wanted[name][row.label]
-                if len(have) >= max_seeds or paired(errors[row.baseline], errors[row.label]).halfwidth < halfwidth:
-                    continue
                 # The row's first missing seed: the baseline may have it already (it pairs with
                 # every row of its table), else it gets it too.
                 following = next(s for s in itertools.count() if s not in have)

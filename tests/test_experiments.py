@@ -11,7 +11,7 @@ from senet_core import create_model
 from senet_core.cli import main
 from senet_core.experiments import (experiment, experiment_table, fingerprint, ledger, list_experiments, profile,
                                     record_path, row_recipe, run_dir_of, run_experiment, run_experiments,
-                                    run_until_decided, train_row)
+                                    run_study, run_until_decided, study_seeds, study_wants_more, train_row)
 from senet_core.results import load_records, paired_difference, provenance_label
 
 
@@ -141,6 +141,73 @@ def test_seeds_are_added_until_each_comparison_is_decided(tmp_path):
                  "--seeds", "0,1", "--quiet"]) == 2
     with pytest.raises(ValueError, match="max_seeds must be an integer of at least 2"):
         run_until_decided(["table15_se_3x3"], "smoke", halfwidth=1.0, max_seeds=1)
+
+
+def test_the_protocol_factorial_shares_its_cells_with_the_tables():
+    prof = profile("cpu")
+    factorial, ablation, depth = (experiment(n) for n in ("table16_protocol", "table16_nosqueeze",
+                                                          "table04_cifar_depth"))
+
+    def fp(exp, label):
+        return fingerprint(*row_recipe(exp, exp.row(label), prof), prof)
+
+    # Its ablation-protocol cell is Table 16's SE vs no SE; its CIFAR-protocol ResNet-20 cell is Table 4's.
+    assert fp(factorial, "SE-ResNet-29, LS, no bias") == fp(ablation, "SE")
+    assert fp(factorial, "ResNet-29, LS") == fp(ablation, "no SE")
+    assert fp(factorial, "SE-ResNet-20, bias") == fp(depth, "SE-ResNet-20")
+    assert fp(factorial, "ResNet-20") == fp(depth, "ResNet-20")
+    # A row's own recipe reaches its run: label smoothing is the only difference of these two.
+    smoothed, plain = (row_recipe(factorial, factorial.row(label), prof)[0]
+                       for label in ("ResNet-29, LS", "ResNet-29"))
+    assert smoothed.label_smoothing == 0.1 and plain.label_smoothing == 0.0
+    assert replace(smoothed, label_smoothing=0.0) == plain
+    assert len({fp(factorial, r.label) for r in factorial.rows}) == len(factorial.rows)
+
+
+def test_the_study_gives_the_papers_comparison_more_seeds_than_a_variant():
+    prof = profile("cpu")
+    ratio, depth, factorial = (experiment(n) for n in ("table10_reduction_ratio", "table04_cifar_depth",
+                                                       "table16_protocol"))
+    # r = 16 is the standard block: under the ablation protocol it is SE against its baseline.
+    assert study_seeds(ratio, ratio.row("r = 16"), prof) == 10
+    assert study_seeds(ratio, ratio.row("r = 8"), prof) == 5
+    assert study_seeds(depth, depth.row("SE-ResNet-110"), prof) == 10
+    assert study_seeds(factorial, factorial.row("SE-ResNet-29, no bias"), prof) == 10   # the experiment says
+    with pytest.raises(ValueError, match="no study rule"):
+        study_seeds(ratio, ratio.row("r = 8"), profile("smoke"))
+
+
+def test_the_study_adds_seeds_while_the_interval_holds_both_zero_and_the_papers_gain():
+    prof = profile("cpu")
+    exp = experiment("table10_reduction_ratio")
+    row = exp.row("r = 8")                 # paper: 23.30 -> 22.44, a gain of 0.86; 5 seeds first
+
+    def errors(gains):
+        return {"no SE": {s: 20.0 for s in range(len(gains))},
+                "r = 8": {s: 20.0 - g for s, g in enumerate(gains)}}
+
+    assert study_wants_more(exp, row, prof, errors([0.5, -0.5, 0.9, 0.1]))            # 4 < 5 seeds
+    assert study_wants_more(exp, row, prof, errors([1.0, -0.8, 1.5, -0.2, 0.6]))      # holds 0 and 0.86
+    assert not study_wants_more(exp, row, prof, errors([0.9, 0.8, 1.0, 0.7, 0.9]))    # excludes 0: holds
+    assert not study_wants_more(exp, row, prof, errors([0.1, -0.1, 0.0, 0.05, -0.05]))  # excludes 0.86
+    assert not study_wants_more(exp, row, prof, errors([1.0, -0.8, 1.5, -0.2, 0.6] * 4))  # 20: the most
+
+
+def test_a_study_reads_its_seeds_from_the_profile(tmp_path, monkeypatch):
+    from senet_core import experiments
+
+    small = replace(profile("smoke"), study={"se_vs_baseline": 3, "other": 2, "max": 3})
+    monkeypatch.setattr(experiments, "_profile_for", lambda *a: small)
+    records = run_study(["table15_se_3x3"], "smoke", results_dir=tmp_path / "results", runs_dir=tmp_path / "runs",
+                        device="cpu")["table15_se_3x3"]
+    seeds = {label: sorted(r["seed"] for r in records if r["row"] == label) for label in ("SE", "SE 3x3", "no SE")}
+    # SE vs no SE gets 3 seeds; SE 3x3 at least 2, and a third only if its interval held 0 and the paper's gain.
+    assert seeds["SE"] == [0, 1, 2] and seeds["no SE"] == [0, 1, 2]
+    assert seeds["SE 3x3"] in ([0, 1], [0, 1, 2])
+    monkeypatch.undo()
+    assert main(["experiments", "--only", "table15", "--profile", "smoke", "--study", "--quiet"]) == 2
+    assert main(["experiments", "--only", "table15", "--profile", "cpu", "--study", "--until-halfwidth", "1",
+                 "--quiet"]) == 2
 
 
 def test_a_run_another_process_is_training_is_waited_for_then_read_back(tmp_path, monkeypatch):
