@@ -32,7 +32,7 @@ from .paper import paper_row
 from .recipes import Recipe, recipe
 from .results import read_record, write_record
 from .se import SEConfig
-from .stats import paired
+from .stats import OUTCOMES, Comparison, expected_direction, holm, outcome, paired
 from .train import CHECKPOINT, CONFIG, METRICS, RunLockedError, TrainConfig, git_commit, git_dirty, train
 
 
@@ -476,13 +476,83 @@ def _record(task: _Task, prof: Profile, metrics: list[dict]) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class Decision:
+    """One comparison of one experiment, decided: ``row`` against ``baseline`` over paired seeds.
+
+    ``runs`` names the two networks by their run fingerprints (row, baseline): the same comparison
+    shown by several tables has the same ``runs``. ``p_adjusted`` is Holm's adjustment over the
+    distinct comparisons of the experiment; ``outcome`` is one of :data:`senet_core.stats.OUTCOMES`.
+    """
+
+    experiment: str
+    row: str
+    baseline: str
+    runs: tuple[str, str]
+    comparison: Comparison
+    paper_gain: float | None
+    expected: str
+    p_adjusted: float | None
+    outcome: str
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A comparison to decide: ``row`` against ``baseline`` (row labels of one experiment).
+
+    ``expect`` is the paper's direction for ``row`` (default: the sign of the paper's gain, see
+    :func:`senet_core.stats.expected_direction`); ``margin`` the equivalence margin in points
+    (default: the paper's gain, its size)."""
+
+    row: str
+    baseline: str
+    expect: str | None = None
+    margin: float | None = None
+
+
+def decisions(name: str, records: list[dict], pairs: list[Pair] | None = None) -> list[Decision]:
+    """The comparisons ``pairs`` of experiment ``name`` (default: every row against its baseline)
+    that its ``records`` can make, decided with :mod:`senet_core.stats`: paired t interval, Holm's
+    correction over the distinct comparisons, the paper's gain as the equivalence margin."""
+    exp, errors = experiment(name), _errors_by_row(records)
+    runs = {r["row"]: r["fingerprint"] for r in records}
+    if pairs is None:
+        pairs = [Pair(row.label, row.baseline) for row in exp.rows if row.baseline is not None]
+    made = []
+    for pair in pairs:
+        row, base = errors.get(pair.row, {}), errors.get(pair.baseline, {})
+        if not set(row) & set(base):
+            continue
+        paper, paper_base = exp.row(pair.row).paper_number(), exp.row(pair.baseline).paper_number()
+        paper_gain = None if paper is None or paper_base is None else round(paper_base - paper, 2)
+        made.append((pair, paired(base, row), paper_gain))
+    # Holm over the distinct comparisons: rows that are the same run (r = 16 and SE) count once.
+    distinct: dict[tuple[str, str], float | None] = {}
+    for pair, cmp, _ in made:
+        distinct.setdefault((runs[pair.row], runs[pair.baseline]), cmp.p)
+    adjusted = dict(zip(distinct, holm(list(distinct.values()))))
+    out = []
+    for pair, cmp, paper_gain in made:
+        key = (runs[pair.row], runs[pair.baseline])
+        expected = pair.expect or expected_direction(paper_gain)
+        margin = pair.margin if pair.margin is not None else paper_gain and abs(paper_gain)
+        out.append(Decision(name, pair.row, pair.baseline, key, cmp, paper_gain, expected, adjusted[key],
+                            outcome(cmp, expected, margin, adjusted[key])))
+    return out
+
+
+def gain_text(cmp: Comparison) -> str:
+    """A paired gain as the book prints it: mean and 95 % interval, in points."""
+    return f"{cmp.mean:+.2f}" if cmp.ci is None else f"{cmp.mean:+.2f} [{cmp.ci[0]:+.2f}, {cmp.ci[1]:+.2f}]"
+
+
 def experiment_table(name: str, results_dir: str | Path = "results", profile_name: str = "cpu"):
     """Paper beside ours for one experiment, from its records: a pandas DataFrame.
 
-    Columns: the paper's top-1 error; ours as mean +/- std over seeds; the paired difference to the row's
-    baseline (baseline minus row, positive = better than the baseline) with its 95 % interval and verdict;
-    the paper's difference, the direction it expects and the outcome of ours against it (as in
-    :func:`conclusions`); exact params and MFLOPs at our input size.
+    Columns: the paper's top-1 error and ours (mean ± standard deviation over seeds, n seeds); the
+    paper's gain over the row's baseline (baseline error minus row error, points) and ours, paired
+    over seeds, with its 95 % interval; the outcome (:func:`decisions`); exact params and MFLOPs at
+    our input size.
     """
     import pandas as pd
 
@@ -494,26 +564,24 @@ def experiment_table(name: str, results_dir: str | Path = "results", profile_nam
         raise FileNotFoundError(f"no records of {name} under {Path(results_dir) / profile_name}: run "
                                 f"`senet experiments --only {name} --profile {profile_name}` first")
     by_row = _errors_by_row(records)
+    decided = {d.row: d for d in decisions(name, records)}
     cost = {r["row"]: r["complexity"] for r in records}
     lines = []
     for row in exp.rows:
         errors = by_row.get(row.label, {})
-        paper = row.paper_number()
-        line = {"row": row.label, "paper top-1 err (%)": paper}
+        line = {"row": row.label, "paper err (%)": row.paper_number()}
         if errors:
             mean, std = mean_std(list(errors.values()))
             spread = f" ± {std:.2f}" if len(errors) > 1 else ""
-            line["ours top-1 err (%)"] = f"{mean:.2f}{spread} (n={len(errors)})"
+            line["ours err (%)"] = f"{mean:.2f}{spread}"
+            line["n"] = len(errors)
         else:
-            line["ours top-1 err (%)"] = "not run"
-        compared = _against_baseline(exp, row, by_row)
-        if compared is not None:
-            cmp, paper_gain = compared
-            line["ours gain vs baseline"] = (f"{cmp['mean']:+.2f} [{cmp['ci'][0]:+.2f}, {cmp['ci'][1]:+.2f}]"
-                                             if cmp["n"] > 1 else f"{cmp['mean']:+.2f}")
-            line["verdict"] = cmp["verdict"]
-            line["paper gain vs baseline"] = paper_gain
-            line["paper direction"], line["outcome"] = _outcome(paper_gain, cmp["verdict"])
+            line["ours err (%)"] = "not run"
+        if row.label in decided:
+            d = decided[row.label]
+            line["paper gain"] = "" if d.paper_gain is None else f"{d.paper_gain:+.2f}"
+            line["ours gain [95 % CI]"] = gain_text(d.comparison)
+            line["outcome"] = d.outcome
         if row.label in cost:
             line["params (M)"] = round(cost[row.label]["params"] / 1e6, 3)
             line["MFLOPs"] = round(cost[row.label]["macs"] / 1e6, 1)
@@ -521,38 +589,48 @@ def experiment_table(name: str, results_dir: str | Path = "results", profile_nam
     return pd.DataFrame(lines).set_index("row").rename_axis(None).astype(object).fillna("")
 
 
-def conclusions(results_dir: str | Path = "results", profile_name: str = "cpu"):
-    """Every comparison of every experiment that has records, with its outcome (a pandas DataFrame).
+def all_decisions(results_dir: str | Path = "results", profile_name: str = "cpu") -> list[Decision]:
+    """The decisions of every experiment that has records under ``results_dir/profile_name``."""
+    from .results import load_records
 
-    A comparison is a row against its baseline, paired over seeds (gain = baseline error minus row
-    error, in points; positive = the row is better). The direction the paper expects is the sign of
-    its own gain, or "better" where the paper prints no number for the row (its conclusion is that
-    SE helps). Outcome: "holds" (ours is significant in that direction), "contradicted" (significant
-    the other way), "within noise" (the 95 % interval contains 0) or "one seed".
+    out = []
+    for name in list_experiments():
+        records = load_records(results_dir, profile_name, name)
+        if records:
+            out.extend(decisions(name, records))
+    return out
+
+
+def conclusions(results_dir: str | Path = "results", profile_name: str = "cpu"):
+    """Every distinct comparison of the study, counted once, with its outcome (a pandas DataFrame).
+
+    A comparison shown by several tables (SE vs no SE is in each ablation table) is one line naming
+    them all; its outcome is the most cautious of its tables' (the largest Holm-adjusted p-value).
+    Columns: tables, comparison, paper gain, ours gain [95 % CI], seeds, outcome.
     """
     import pandas as pd
 
-    from .results import load_records
-
+    grouped: dict[tuple[str, str], list[Decision]] = {}
+    for d in all_decisions(results_dir, profile_name):
+        grouped.setdefault(d.runs, []).append(d)
     lines = []
-    for name in list_experiments():
-        records = load_records(results_dir, profile_name, name)
-        if not records:
-            continue
-        exp = experiment(name)
-        errors = _errors_by_row(records)
-        for row in exp.rows:
-            compared = _against_baseline(exp, row, errors)
-            if compared is None:
-                continue
-            cmp, paper_gain = compared
-            expected, outcome = _outcome(paper_gain, cmp["verdict"])
-            ci = "" if cmp["n"] < 2 else f" [{cmp['ci'][0]:+.2f}, {cmp['ci'][1]:+.2f}]"
-            lines.append({"table": exp.paper_table, "comparison": f"{row.label} vs {row.baseline}",
-                          "paper gain": "" if paper_gain is None else f"{paper_gain:+.2f}",
-                          "paper direction": expected, "ours gain [95 % CI]": f"{cmp['mean']:+.2f}{ci}",
-                          "seeds": cmp["n"], "outcome": outcome})
-    return pd.DataFrame(lines)
+    for same in grouped.values():
+        first = same[0]
+        judged = max(same, key=lambda d: -1.0 if d.p_adjusted is None else d.p_adjusted)
+        tables = sorted({experiment(d.experiment).paper_table for d in same})
+        labels = list(dict.fromkeys(d.row for d in same))
+        lines.append({"tables": ", ".join(map(str, tables)),
+                      "comparison": f"{' = '.join(labels)} vs {first.baseline}",
+                      "paper gain": "" if first.paper_gain is None else f"{first.paper_gain:+.2f}",
+                      "ours gain [95 % CI]": gain_text(first.comparison), "seeds": first.comparison.n,
+                      "outcome": judged.outcome})
+    return pd.DataFrame(lines, columns=["tables", "comparison", "paper gain", "ours gain [95 % CI]", "seeds",
+                                        "outcome"])
+
+
+def outcome_counts(table) -> dict[str, int]:
+    """How many distinct comparisons of :func:`conclusions` end in each outcome (all four named)."""
+    return {o: int((table["outcome"] == o).sum()) for o in OUTCOMES}
 
 
 def _errors_by_row(records: list[dict]) -> dict[str, dict[int, float]]:
@@ -563,29 +641,3 @@ def _errors_by_row(records: list[dict]) -> dict[str, dict[int, float]]:
     return errors
 
 
-def _against_baseline(exp: Experiment, row: Row,
-                      errors: dict[str, dict[int, float]]) -> tuple[dict, float | None] | None:
-    """``row`` against its baseline: our paired difference over seeds (results.paired_difference)
-    and the paper's gain (baseline error minus row error; None where the paper prints no number).
-    None when there is nothing to compare: the row has no baseline, or either has no records."""
-    from .results import paired_difference
-
-    if row.baseline is None or not errors.get(row.label) or not errors.get(row.baseline):
-        return None
-    paper, paper_base = row.paper_number(), exp.row(row.baseline).paper_number()
-    paper_gain = None if paper is None or paper_base is None else round(paper_base - paper, 2)
-    return paired_difference(errors[row.baseline], errors[row.label]), paper_gain
-
-
-def _outcome(paper_gain: float | None, verdict: str) -> tuple[str, str]:
-    """The direction the paper expects for a comparison, and the outcome of ours against it.
-
-    Expected: the sign of the paper's gain ("better", "worse", "equal"), or "better" where the paper
-    prints no number for the row (its conclusion is that SE helps). Outcome: "holds" when our
-    verdict is significant in that direction, "contradicted" when it is significant the other way
-    (or at all, against an "equal"), else our verdict ("within noise", "one seed").
-    """
-    expected = "better" if paper_gain is None or paper_gain > 0 else "worse" if paper_gain < 0 else "equal"
-    if verdict in ("within noise", "one seed"):
-        return expected, verdict
-    return expected, "holds" if verdict == expected else "contradicted"

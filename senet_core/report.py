@@ -31,9 +31,13 @@ from pathlib import Path
 
 import yaml
 
+from .experiments import Pair, decisions, gain_text
+from .results import format_table, load_records, provenance_label
+from .stats import OUTCOMES
+
 KINDS = ("exact", "reduced_scale", "arithmetic", "measured_elsewhere", "not_run")
 QUANTITIES = ("gflops", "mflops", "params_M", "params", "se_params")
-AGREES = ("yes", "within noise", "no (explained)", "no", "n/a")
+AGREES = ("yes", "no (explained)", "no") + OUTCOMES + ("n/a",)
 DATASETS = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 
 
@@ -503,40 +507,43 @@ def _arithmetic(ours: dict) -> tuple[str, str]:
 
 # ---- Reduced-scale directions -----------------------------------------------------------------------------
 
-def _pairs(ours: dict) -> list[dict]:
-    pairs = ours.get("pairs") or [{"row": ours["row"], "baseline": ours["baseline"]}]
-    return [{**p, "expect": p.get("expect", ours.get("expect", "better"))} for p in pairs]
+def _pairs(ours: dict) -> list[Pair]:
+    pairs = ours.get("pairs") or [{"row": ours["row"], "baseline": ours["baseline"], "expect": ours.get("expect")}]
+    return [Pair(p["row"], p["baseline"], p.get("expect", ours.get("expect")), p.get("margin")) for p in pairs]
+
+
+def claim_outcome(outcomes: list[str]) -> str:
+    """One outcome for a claim made of several comparisons: contradicted if any is, inconclusive if
+    any is, else holds (every comparison as the paper says, an "about equal" one equivalent) or
+    equivalent (some effect smaller than the paper's)."""
+    if not outcomes:
+        raise ValueError("a claim needs at least one comparison")
+    for worst in ("contradicted", "inconclusive"):
+        if worst in outcomes:
+            return worst
+    return "equivalent" if "equivalent" in outcomes and "holds" not in outcomes else "holds"
 
 
 def _reduced_scale(ours: dict, results_dir, profile: str) -> tuple[str, str, str, str]:
-    """(status, ours, agrees, provenance) of a reduced-scale claim from its experiment's records."""
-    from .results import load_records, paired_difference, provenance_label
-
+    """(status, ours, agrees, provenance) of a reduced-scale claim from its experiment's records;
+    ``agrees`` is the claim's outcome (:data:`senet_core.stats.OUTCOMES`)."""
     pairs = _pairs(ours)
     records = load_records(results_dir, profile, ours["experiment"])
-    errors: dict[str, dict[int, float]] = {}
-    for r in records:
-        errors.setdefault(r["row"], {})[r["seed"]] = r["metrics"]["top1_err"]
-    if any(not set(errors.get(p["row"], {})) & set(errors.get(p["baseline"], {})) for p in pairs):
+    made = decisions(ours["experiment"], records, pairs)
+    if len(made) < len(pairs):
         return ("reduced scale: not run yet",
                 f"no {profile}-profile records of {ours['experiment']} under {results_dir}", "n/a", "")
-    texts, verdicts = [], []
-    for p in pairs:
-        cmp = paired_difference(errors[p["baseline"]], errors[p["row"]])
-        seeds = sorted(set(errors[p["baseline"]]) & set(errors[p["row"]]))
-        better = sum(errors[p["baseline"]][s] > errors[p["row"]][s] for s in seeds)
-        low, high = cmp["ci"]
-        interval = "" if cmp["n"] < 2 else f" (gain {cmp['mean']:+.2f}, 95 % CI [{low:+.2f}, {high:+.2f}])"
-        texts.append(f"{p['row']} vs {p['baseline']}: top-1 error {abs(cmp['mean']):.2f} points "
-                     f"{'lower' if cmp['mean'] >= 0 else 'higher'}{interval}, lower on {better} of {len(seeds)} seeds")
-        if cmp["verdict"] in ("better", "worse"):
-            verdicts.append("yes" if cmp["verdict"] == p["expect"] else "no")
-        else:
-            verdicts.append("within noise")
-    agrees = "no" if "no" in verdicts else "yes" if set(verdicts) == {"yes"} else "within noise"
-    used = {p["row"] for p in pairs} | {p["baseline"] for p in pairs}
-    chosen = [r for r in records if r["row"] in used]
-    provenance = provenance_label(chosen)
+    texts = []
+    for d in made:
+        cmp = d.comparison
+        better = sum(g > 0 for g in cmp.gains)
+        texts.append(f"{d.row} vs {d.baseline}: top-1 error {abs(cmp.mean):.2f} points "
+                     f"{'lower' if cmp.mean >= 0 else 'higher'} (gain {gain_text(cmp)}), lower on {better} of "
+                     f"{cmp.n} seeds: {d.outcome}")
+    # Holm's correction within the claim: its comparisons are one family.
+    agrees = claim_outcome([d.outcome for d in made])
+    used = {p.row for p in pairs} | {p.baseline for p in pairs}
+    provenance = provenance_label([r for r in records if r["row"] in used])
     return "measured at reduced scale", "; ".join(texts), agrees, provenance
 
 
@@ -599,7 +606,6 @@ def reproduction_report(results_dir: str | Path = "results", profile: str = "cpu
 
 def markdown_table(table) -> str:
     """A DataFrame (the report, or its summary) as a Markdown table, with the project's one table helper."""
-    from .results import format_table
 
     frame = table if table.index.name is None else table.reset_index()
     rows = [[str(v).replace("|", "\\|") for v in row] for row in frame.itertuples(index=False)]
@@ -671,17 +677,16 @@ def conclusion(report) -> str:
     measured = status == "measured at reduced scale"
     waiting = status == "reduced scale: not run yet"
     if measured.any():
+        said = {"holds": "hold (the interval excludes 0 in the paper's direction)",
+                "contradicted": "are contradicted (the interval excludes 0 the other way)",
+                "equivalent": "are equivalent (ours is within the paper's effect of 0: smaller than the paper's, "
+                              "or, for an 'about equal' claim, as the paper says)",
+                "inconclusive": "are inconclusive (the interval holds 0 and is wider than the paper's effect)"}
+        parts = [f"claims {_ids(report, measured & (agrees == o))} {said[o]}" for o in OUTCOMES
+                 if (measured & (agrees == o)).any()]
         lines.append(
-            f"* **Training claims at reduced scale** ({int(measured.sum())} claims; reduced scale, Fashion-MNIST: the "
-            f"direction of SE's effect, never the ImageNet number): same direction as the paper for claims "
-            f"{_ids(report, measured & (agrees == 'yes'))}; within seed noise for claims "
-            f"{_ids(report, measured & (agrees == 'within noise'))}; opposite direction for claims "
-            f"{_ids(report, measured & (agrees == 'no'))}.")
-        verdicts = {"yes": "the paper's direction holds at reduced scale",
-                    "within noise": "the direction is not separable from seed noise at reduced scale",
-                    "no": "the opposite direction at reduced scale"}
-        for _, row in report[measured].iterrows():
-            lines.append(f"    * claim {row['#']} ({row['claim'].rstrip('.')}): {verdicts[row['agrees']]}.")
+            f"* **Training claims at reduced scale** ({_count(int(measured.sum()), 'claim', 'claims')}; Fashion-MNIST, the direction "
+            f"of SE's effect, never the ImageNet number): {'; '.join(parts)}.")
     if waiting.any():
         lines.append(
             f"* **Reduced-scale runs missing** for claims {_ids(report, waiting)}: their records are not in the "

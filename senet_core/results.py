@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-REQUIRED = ("experiment", "config", "seed", "metrics", "provenance")
+REQUIRED = ("experiment", "fingerprint", "config", "seed", "metrics", "provenance")
 REQUIRED_PROVENANCE = ("profile", "dataset", "device", "torch", "commit", "date")
 
 
@@ -78,31 +78,6 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     mean = sum(values) / n
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
     return mean, std
-
-
-def paired_difference(baseline: dict[int, float], treatment: dict[int, float]) -> dict:
-    """Baseline minus treatment error over the seeds both have (positive: the treatment is better).
-
-    Seeds pair the runs: same data order, augmentation and initialisation seed. Returns the mean
-    difference, a 95 % confidence interval from Student's t, the two-sided p-value of the paired t-test,
-    and a verdict: "better", "worse" or "within noise" (the interval contains 0), or "one seed".
-    """
-    from scipy import stats
-
-    seeds = sorted(set(baseline) & set(treatment))
-    diffs = [baseline[s] - treatment[s] for s in seeds]
-    n = len(diffs)
-    if n == 0:
-        raise ValueError("no seed has both a baseline and a treatment run")
-    mean, std = mean_std(diffs)
-    if n < 2:
-        return {"n": n, "mean": mean, "ci": (math.nan, math.nan), "p": math.nan, "verdict": "one seed"}
-    half = stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)
-    p = float(stats.ttest_rel(list(baseline[s] for s in seeds), list(treatment[s] for s in seeds)).pvalue) \
-        if std > 0 else (0.0 if mean != 0 else 1.0)
-    low, high = mean - half, mean + half
-    verdict = "better" if low > 0 else "worse" if high < 0 else "within noise"
-    return {"n": n, "mean": mean, "ci": (low, high), "p": p, "verdict": verdict}
 
 
 def provenance_label(records: Sequence[dict]) -> str:

@@ -68,6 +68,17 @@ def paired(baseline: Mapping[int, float], row: Mapping[int, float], level: float
     return Comparison(gains, mean, sd, (mean - half, mean + half), p)
 
 
+def correlation(baseline: Mapping[int, float], row: Mapping[int, float]) -> float | None:
+    """Pearson correlation of the two networks' errors over the seeds both have: how much pairing
+    by seed removes (the paired variance is var(a) + var(b) - 2 cov(a, b)). None below 3 seeds or
+    when either is constant."""
+    seeds = sorted(set(baseline) & set(row))
+    a, b = [baseline[s] for s in seeds], [row[s] for s in seeds]
+    if len(seeds) < 3 or len(set(a)) < 2 or len(set(b)) < 2:
+        return None
+    return statistics.correlation(a, b)
+
+
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     """Holm's step-down adjustment of the p-values of one family of comparisons (None stays None)."""
     known = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)

@@ -12,7 +12,7 @@ from senet_core.cli import main
 from senet_core.experiments import (experiment, experiment_table, fingerprint, ledger, list_experiments, profile,
                                     record_path, row_recipe, run_dir_of, run_experiment, run_experiments,
                                     run_study, run_until_decided, study_seeds, study_wants_more, train_row)
-from senet_core.results import load_records, paired_difference, provenance_label
+from senet_core.results import load_records, provenance_label
 
 
 @pytest.mark.parametrize("name", list_experiments())
@@ -87,9 +87,9 @@ def test_run_records_resume_and_table(tmp_path):
         "reused", "finished", "started", "finished", "reused", "finished"]
     assert events[0]["rows"] == ["table15_se_3x3/SE/seed 0"] and {"commit", "dirty", "date"} <= set(events[0])
     table = experiment_table("table15_se_3x3", results, "smoke")
-    assert table.loc["SE 3x3", "paper top-1 err (%)"] == 22.48
-    assert table.loc["SE", "verdict"] == "one seed"
-    assert table.loc["SE", "ours top-1 err (%)"].endswith("(n=1)") and "±" not in table.loc["SE", "ours top-1 err (%)"]
+    assert table.loc["SE 3x3", "paper err (%)"] == 22.48
+    assert table.loc["SE", "outcome"] == "inconclusive"                # one seed decides nothing
+    assert table.loc["SE", "n"] == 1 and "±" not in table.loc["SE", "ours err (%)"]
     assert "smoke profile, fashion_mnist (256 train / 256 val images at 28x28, 1 epoch)" in provenance_label(records)
     assert len(load_records(results, "smoke")) == 6          # three rows in each table
 
@@ -238,14 +238,6 @@ def test_missing_records_say_how_to_make_them(tmp_path):
         experiment_table("table10_reduction_ratio", tmp_path, "cpu")
 
 
-def test_paired_difference_verdicts():
-    base = {0: 10.0, 1: 11.0, 2: 10.5}
-    assert paired_difference(base, {0: 9.0, 1: 10.1, 2: 9.4})["verdict"] == "better"
-    assert paired_difference(base, {0: 11.0, 1: 12.2, 2: 11.4})["verdict"] == "worse"
-    assert paired_difference(base, {0: 9.0, 1: 12.0, 2: 10.4})["verdict"] == "within noise"
-    assert paired_difference({0: 1.0}, {0: 0.5})["verdict"] == "one seed"
-
-
 def test_unknown_names():
     with pytest.raises(ValueError, match="unknown experiment 'table10'.*table10_reduction_ratio"):
         experiment("table10")
@@ -276,13 +268,14 @@ def test_reference_model_trains_its_row_when_only_records_exist(tmp_path):
     assert cpu_images.shape[-1] == profile("cpu").image_size
 
 
-def _write_errors(results_dir, experiment_name, errors):
+def _write_errors(results_dir, experiment_name, errors, fingerprints={}):
     from senet_core.results import write_record
 
     for label, values in errors.items():
         for seed, err in enumerate(values):
             write_record(record_path(results_dir, "cpu", experiment_name, label, seed),
                          {"experiment": experiment_name, "row": label, "config": {}, "seed": seed,
+                          "fingerprint": fingerprints.get(label, f"run of {label}"),
                           "metrics": {"top1_err": err}, "complexity": {"params": 1, "macs": 1},
                           "provenance": {"profile": "cpu", "dataset": "fashion_mnist", "device": "cpu",
                                          "torch": "x", "commit": "c", "date": "2026-01-01"}})
@@ -295,17 +288,30 @@ TABLE12_ERRORS = {"no SE": [20.0, 21.0, 20.5], "Sigmoid": [19.0, 20.1, 19.4],   
 
 
 def test_conclusions_compare_each_row_with_its_baseline_in_the_papers_direction(tmp_path):
-    from senet_core.experiments import conclusions
+    from senet_core.experiments import conclusions, outcome_counts
 
     _write_errors(tmp_path, "table12_excitation_operator", TABLE12_ERRORS)
     table = conclusions(tmp_path, "cpu").set_index("comparison")
     assert list(table.index) == ["ReLU vs no SE", "Tanh vs no SE", "Sigmoid vs no SE"]
     assert table.loc["Sigmoid vs no SE", "outcome"] == "holds"
-    assert table.loc["ReLU vs no SE", "paper direction"] == "worse"
+    assert table.loc["ReLU vs no SE", "paper gain"] == "-0.17"                   # the paper: ReLU is worse
     assert table.loc["ReLU vs no SE", "outcome"] == "contradicted"
-    assert table.loc["Tanh vs no SE", "outcome"] == "within noise"
+    assert table.loc["Tanh vs no SE", "outcome"] == "inconclusive"
     assert table.loc["Sigmoid vs no SE", "ours gain [95 % CI]"].startswith("+1.00 [")
-    assert set(table["table"]) == {12}
+    assert set(table["tables"]) == {"12"}
+    assert outcome_counts(table) == {"holds": 1, "contradicted": 1, "equivalent": 0, "inconclusive": 1}
+
+
+def test_a_comparison_shown_by_several_tables_is_counted_once(tmp_path):
+    from senet_core.experiments import conclusions, outcome_counts
+
+    same = {"no SE": "baseline run", "SE": "SE run", "Sigmoid": "SE run"}
+    _write_errors(tmp_path, "table12_excitation_operator", TABLE12_ERRORS, same)
+    _write_errors(tmp_path, "table15_se_3x3", {"no SE": TABLE12_ERRORS["no SE"], "SE": TABLE12_ERRORS["Sigmoid"],
+                                               "SE 3x3": [20.1, 20.9, 20.4]}, same)
+    table = conclusions(tmp_path, "cpu").set_index("comparison")
+    assert table.loc["Sigmoid = SE vs no SE", "tables"] == "12, 15"
+    assert len(table) == 4 and sum(outcome_counts(table).values()) == 4
 
 
 def test_chapter_tables_judge_each_comparison_as_the_conclusions_do(tmp_path):
@@ -317,27 +323,24 @@ def test_chapter_tables_judge_each_comparison_as_the_conclusions_do(tmp_path):
     _write_errors(tmp_path, "table02_imagenet_families",
                   {"ResNet-18": [10.0, 11.0, 12.0], "SE-ResNet-18": [11.0, 12.2, 13.1]})
     report = conclusions(tmp_path, "cpu").set_index("comparison")
-    assert report.loc["SE-ResNet-18 vs ResNet-18", "paper gain"] == ""
-    assert tuple(report.loc["SE-ResNet-18 vs ResNet-18", ["paper direction", "outcome"]]) == ("better", "contradicted")
+    assert tuple(report.loc["SE-ResNet-18 vs ResNet-18", ["paper gain", "outcome"]]) == ("", "contradicted")
     for name in ("table12_excitation_operator", "table02_imagenet_families"):
         chapter = experiment_table(name, tmp_path, "cpu")
         judged = chapter[chapter["outcome"] != ""]
-        assert len(judged) == len(report[report["table"] == experiment(name).paper_table])
+        assert len(judged) == len(report[report["tables"] == str(experiment(name).paper_table)])
         for label, line in judged.iterrows():
             comparison = f"{label} vs {experiment(name).row(label).baseline}"
-            assert (line["paper direction"], line["outcome"]) == \
-                tuple(report.loc[comparison, ["paper direction", "outcome"]]), comparison
+            assert line["outcome"] == report.loc[comparison, "outcome"], comparison
+            assert line["ours gain [95 % CI]"] == report.loc[comparison, "ours gain [95 % CI]"]
 
 
-@pytest.mark.parametrize("paper_gain, verdict, expected", [
-    (0.5, "better", ("better", "holds")),
-    (-0.5, "better", ("worse", "contradicted")),
-    (None, "worse", ("better", "contradicted")),
-    (0.0, "worse", ("equal", "contradicted")),
-    (0.0, "within noise", ("equal", "within noise")),
-    (0.5, "one seed", ("better", "one seed")),
-])
-def test_outcome_of_a_comparison(paper_gain, verdict, expected):
-    from senet_core.experiments import _outcome
+def test_nosqueeze_against_se_is_decided_with_the_papers_gain_as_margin(tmp_path):
+    from senet_core.role_of_se import nosqueeze_vs_se
 
-    assert _outcome(paper_gain, verdict) == expected
+    _write_errors(tmp_path, "table16_nosqueeze", {"no SE": [20.0] * 4, "NoSqueeze": [19.5, 19.6, 19.4, 19.5],
+                                                  "SE": [19.0, 19.2, 18.9, 19.1]})
+    cmp, said = nosqueeze_vs_se(load_records(tmp_path, "cpu", "table16_nosqueeze"))
+    assert cmp.n == 4 and cmp.mean == pytest.approx(0.45) and said == "holds"
+    _write_errors(tmp_path, "table16_nosqueeze", {"no SE": [20.0] * 4, "NoSqueeze": [19.5, 19.6, 19.4, 19.5],
+                                                  "SE": [19.5, 19.55, 19.45, 19.5]})
+    assert nosqueeze_vs_se(load_records(tmp_path, "cpu", "table16_nosqueeze"))[1] == "equivalent"

@@ -115,7 +115,7 @@ def test_arithmetic_evaluator_refuses_anything_but_arithmetic():
 
 def _write(root, exp, row, seed, top1, model="m"):
     write_record(root / "cpu" / exp / f"{row}__seed{seed}.json".replace(" ", "-"), {
-        "experiment": exp, "row": row, "model": model, "seed": seed, "config": {},
+        "experiment": exp, "row": row, "model": model, "seed": seed, "config": {}, "fingerprint": f"run of {row}",
         "metrics": {"top1_err": top1, "top5_err": 0.0},
         "provenance": {"profile": "cpu", "dataset": "fashion_mnist", "device": "cpu", "torch": torch.__version__,
                        "commit": "abc1234", "date": "2025-01-01T00:00:00", "epochs": 3,
@@ -123,9 +123,9 @@ def _write(root, exp, row, seed, top1, model="m"):
 
 
 @pytest.mark.parametrize("se_errors, agrees", [
-    ((10.0, 11.0, 12.0), "yes"),            # SE better on every seed, by a steady 2 points
-    ((11.0, 13.5, 12.5), "within noise"),   # better on two seeds, worse on one
-    ((14.0, 15.0, 16.1), "no"),             # SE worse on every seed
+    ((10.0, 11.0, 12.0), "holds"),          # SE better on every seed, by a steady 2 points
+    ((11.0, 13.5, 12.5), "inconclusive"),   # better on two seeds, worse on one
+    ((14.0, 15.0, 16.1), "contradicted"),   # SE worse on every seed
 ])
 def test_reduced_scale_agreement_follows_the_records(tmp_path, se_errors, agrees):
     exp = "table02_imagenet_families"
@@ -138,9 +138,8 @@ def test_reduced_scale_agreement_follows_the_records(tmp_path, se_errors, agrees
     assert row["provenance"].startswith("measured at reduced scale: cpu profile, fashion_mnist")
     assert "seeds 0, 1, 2" in row["provenance"]
     said = conclusion(pd.DataFrame([row]))
-    assert f"claim 30 (" in said
-    assert {"yes": "same direction as the paper for claims 30;", "within noise": "within seed noise for claims 30;",
-            "no": "opposite direction for claims 30."}[agrees] in said
+    assert f"claims 30 {'hold' if agrees == 'holds' else 'are ' + agrees}" in said
+    assert "SE-ResNet-18 vs ResNet-18: top-1 error" in row["ours"] and f"3 seeds: {agrees}" in row["ours"]
 
 
 def test_a_claim_that_expects_worse_agrees_when_the_row_is_worse(tmp_path):
@@ -148,10 +147,20 @@ def test_a_claim_that_expects_worse_agrees_when_the_row_is_worse(tmp_path):
     for seed in range(3):
         _write(tmp_path, exp, "no SE", seed, 12.0 + seed)
         _write(tmp_path, exp, "ReLU", seed, 13.0 + seed + 0.1 * seed)
-    assert check_claim(by_id(84), tmp_path, "cpu")["agrees"] == "yes"
+    assert check_claim(by_id(84), tmp_path, "cpu")["agrees"] == "holds"
 
 
 def test_missing_rows_leave_a_claim_not_run_yet(tmp_path):
     _write(tmp_path, "table02_imagenet_families", "ResNet-18", 0, 12.0)
     row = check_claim(by_id(30), tmp_path, "cpu")
     assert row["status"] == "reduced scale: not run yet" and row["agrees"] == "n/a"
+
+
+@pytest.mark.parametrize("outcomes, said", [
+    (["holds", "holds"], "holds"), (["holds", "equivalent"], "holds"), (["equivalent"], "equivalent"),
+    (["holds", "inconclusive"], "inconclusive"), (["inconclusive", "contradicted"], "contradicted"),
+])
+def test_a_claim_of_several_comparisons_has_one_outcome(outcomes, said):
+    from senet_core.report import claim_outcome
+
+    assert claim_outcome(outcomes) == said

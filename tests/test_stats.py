@@ -56,3 +56,13 @@ def test_adjusted_p_value_and_direction():
     assert [expected_direction(g) for g in (None, 0.5, -0.2, 0.0)] == ["better", "better", "worse", "equal"]
     with pytest.raises(ValueError, match="expected='up'"):
         outcome(c, "up", None)
+
+
+def test_correlation_says_how_much_pairing_removes():
+    from senet_core.stats import correlation
+
+    base = {0: 10.0, 1: 11.0, 2: 12.0, 3: 13.0}
+    assert correlation(base, {s: e - 1 for s, e in base.items()}) == pytest.approx(1.0)
+    assert correlation(base, {0: 12.0, 1: 11.0, 2: 10.0, 3: 9.0}) == pytest.approx(-1.0)
+    assert correlation(base, {0: 1.0, 1: 2.0}) is None                  # fewer than 3 pairs
+    assert correlation(base, {s: 5.0 for s in base}) is None            # constant
