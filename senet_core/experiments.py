@@ -32,7 +32,7 @@ from .paper import paper_row
 from .recipes import Recipe, recipe
 from .results import read_record, write_record
 from .se import SEConfig
-from .stats import OUTCOMES, Comparison, expected_direction, holm, outcome, paired
+from .stats import OUTCOMES, Comparison, correlation, expected_direction, holm, outcome, paired
 from .train import CHECKPOINT, CONFIG, METRICS, RunLockedError, TrainConfig, git_commit, git_dirty, train
 
 
@@ -494,6 +494,7 @@ class Decision:
     expected: str
     p_adjusted: float | None
     outcome: str
+    pairing: float | None = None         # correlation of the two networks' errors over the seeds
 
 
 @dataclass(frozen=True)
@@ -525,19 +526,19 @@ def decisions(name: str, records: list[dict], pairs: list[Pair] | None = None) -
             continue
         paper, paper_base = exp.row(pair.row).paper_number(), exp.row(pair.baseline).paper_number()
         paper_gain = None if paper is None or paper_base is None else round(paper_base - paper, 2)
-        made.append((pair, paired(base, row), paper_gain))
+        made.append((pair, paired(base, row), paper_gain, correlation(base, row)))
     # Holm over the distinct comparisons: rows that are the same run (r = 16 and SE) count once.
     distinct: dict[tuple[str, str], float | None] = {}
-    for pair, cmp, _ in made:
+    for pair, cmp, _, _ in made:
         distinct.setdefault((runs[pair.row], runs[pair.baseline]), cmp.p)
     adjusted = dict(zip(distinct, holm(list(distinct.values()))))
     out = []
-    for pair, cmp, paper_gain in made:
+    for pair, cmp, paper_gain, pairing in made:
         key = (runs[pair.row], runs[pair.baseline])
         expected = pair.expect or expected_direction(paper_gain)
         margin = pair.margin if pair.margin is not None else paper_gain and abs(paper_gain)
         out.append(Decision(name, pair.row, pair.baseline, key, cmp, paper_gain, expected, adjusted[key],
-                            outcome(cmp, expected, margin, adjusted[key])))
+                            outcome(cmp, expected, margin, adjusted[key]), pairing))
     return out
 
 
@@ -606,7 +607,8 @@ def conclusions(results_dir: str | Path = "results", profile_name: str = "cpu"):
 
     A comparison shown by several tables (SE vs no SE is in each ablation table) is one line naming
     them all; its outcome is the most cautious of its tables' (the largest Holm-adjusted p-value).
-    Columns: tables, comparison, paper gain, ours gain [95 % CI], seeds, outcome.
+    Columns: tables, comparison, paper gain, ours gain [95 % CI], seeds, outcome, and pairing (the
+    correlation of the two networks' errors over seeds: what pairing by seed removes from the noise).
     """
     import pandas as pd
 
@@ -623,9 +625,35 @@ def conclusions(results_dir: str | Path = "results", profile_name: str = "cpu"):
                       "comparison": f"{' = '.join(labels)} vs {first.baseline}",
                       "paper gain": "" if first.paper_gain is None else f"{first.paper_gain:+.2f}",
                       "ours gain [95 % CI]": gain_text(first.comparison), "seeds": first.comparison.n,
-                      "outcome": judged.outcome})
+                      "outcome": judged.outcome,
+                      "pairing": "" if first.pairing is None else f"{first.pairing:+.2f}"})
     return pd.DataFrame(lines, columns=["tables", "comparison", "paper gain", "ours gain [95 % CI]", "seeds",
-                                        "outcome"])
+                                        "outcome", "pairing"])
+
+
+def effects(name: str, records: list[dict]):
+    """The effects an experiment declares (experiments.yaml: ``effects``), each the change in SE's
+    gain from one comparison to another, paired over seeds: gain(``to``) - gain(``from``), where a
+    row's gain is its baseline's error minus its own. A pandas DataFrame: effect, from, to, change
+    [95 % CI], n, Holm-adjusted p over the experiment's effects."""
+    import pandas as pd
+
+    exp, errors = experiment(name), _errors_by_row(records)
+
+    def gains(label: str) -> dict[int, float]:
+        base = errors.get(exp.row(label).baseline, {})
+        return {s: base[s] - e for s, e in errors.get(label, {}).items() if s in base}
+
+    made = []
+    for effect in _spec()["experiments"][name].get("effects", []):
+        before, after = gains(effect["from"]), gains(effect["to"])
+        if set(before) & set(after):
+            made.append((effect, paired(after, before)))   # paired(a, b) is a - b: gain(to) - gain(from)
+    adjusted = holm([cmp.p for _, cmp in made])
+    return pd.DataFrame([{"effect": e["effect"], "from": e["from"], "to": e["to"], "change in SE's gain": gain_text(cmp),
+                          "n": cmp.n, "p (Holm)": "" if p is None else f"{p:.3f}"}
+                         for (e, cmp), p in zip(made, adjusted)],
+                        columns=["effect", "from", "to", "change in SE's gain", "n", "p (Holm)"])
 
 
 def outcome_counts(table) -> dict[str, int]:

@@ -63,7 +63,7 @@ def paired(baseline: Mapping[int, float], row: Mapping[int, float], level: float
     if se == 0:
         p = 1.0 if mean == 0 else 0.0
         return Comparison(gains, mean, sd, (mean, mean), p)
-    half = scipy_stats.t.ppf(0.5 + level / 2, len(gains) - 1) * se
+    half = float(scipy_stats.t.ppf(0.5 + level / 2, len(gains) - 1)) * se
     p = float(2 * scipy_stats.t.sf(abs(mean) / se, len(gains) - 1))
     return Comparison(gains, mean, sd, (mean - half, mean + half), p)
 

@@ -344,3 +344,27 @@ def test_nosqueeze_against_se_is_decided_with_the_papers_gain_as_margin(tmp_path
     _write_errors(tmp_path, "table16_nosqueeze", {"no SE": [20.0] * 4, "NoSqueeze": [19.5, 19.6, 19.4, 19.5],
                                                   "SE": [19.5, 19.55, 19.45, 19.5]})
     assert nosqueeze_vs_se(load_records(tmp_path, "cpu", "table16_nosqueeze"))[1] == "equivalent"
+
+
+def test_every_declared_effect_compares_two_comparisons_of_its_experiment():
+    from senet_core.experiments import _spec
+
+    for name in list_experiments():
+        for effect in _spec()["experiments"][name].get("effects", []):
+            for label in (effect["from"], effect["to"]):
+                assert experiment(name).row(label).baseline is not None, (name, label)
+
+
+def test_effects_are_changes_in_ses_gain_paired_over_seeds(tmp_path):
+    from senet_core.experiments import conclusions, effects
+
+    # SE loses 0.475 points on average with label smoothing and no bias, and gains 0.475 with bias.
+    errors = {"ResNet-29, LS": [20.0, 21.0, 20.5, 20.2], "SE-ResNet-29, LS, no bias": [20.5, 21.4, 21.1, 20.6],
+              "SE-ResNet-29, LS, bias": [19.5, 20.6, 19.9, 19.8]}
+    _write_errors(tmp_path, "table16_protocol", errors)
+    table = effects("table16_protocol", load_records(tmp_path, "cpu", "table16_protocol")).set_index("effect")
+    assert list(table.index) == ["FC bias, with label smoothing"]         # the only one with records
+    assert table.loc["FC bias, with label smoothing", "change in SE's gain"].startswith("+0.95 [")
+    assert table.loc["FC bias, with label smoothing", "n"] == 4
+    pairing = conclusions(tmp_path, "cpu").set_index("comparison")["pairing"]
+    assert float(pairing["SE-ResNet-29, LS, no bias vs ResNet-29, LS"]) > 0.9   # errors move together
