@@ -169,7 +169,8 @@ def _cmd_eval_detection(args: argparse.Namespace) -> int:
 
 
 def _cmd_experiments(args: argparse.Namespace) -> int:
-    from .experiments import experiment_table, list_experiments, run_experiments, run_study, run_until_decided
+    from .experiments import (discard_stale, experiment_table, list_experiments, run_experiments, run_study,
+                              run_until_decided)
     from .results import load_records, provenance_label
 
     names = [n for n in list_experiments() if not args.only or fnmatch.fnmatch(n, args.only)
@@ -179,6 +180,14 @@ def _cmd_experiments(args: argparse.Namespace) -> int:
     if args.list:
         print("\n".join(names))
         return 0
+    if args.discard_stale is not None:
+        for name in names:
+            try:
+                removed = discard_stale(name, args.profile, args.discard_stale, args.results_dir)
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+            if removed and not args.quiet:
+                print(f"{name}: {len(removed)} records of another protocol discarded (listed in the ledger)")
     if args.study and args.until_halfwidth is not None:
         raise UsageError("--study and --until-halfwidth are two rules for the seeds: give one")
     if args.study:
@@ -368,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", help="how runs execute: an engine of senet_core/experiments.yaml (eager, "
                                      "channels_last, compiled; default: the profile's); not part of a run's "
                                      "identity, named in every record")
+    p.add_argument("--discard-stale", metavar="REASON",
+                   help="first remove the records whose run is no longer their row's run under the profile "
+                        "(the protocol or regime changed), each listed in the ledger as discarded with REASON")
     p.add_argument("--study", action="store_true",
                    help="the profile's study rule for the seeds (experiments.yaml: study): each comparison "
                         "gets its seeds, then more while its 95 %% interval holds both 0 and the paper's gain")

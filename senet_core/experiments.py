@@ -421,25 +421,53 @@ LEDGER_EVENTS = ("started", "resumed", "reused", "finished", "discarded")
 
 
 def ledger(results_dir: str | Path, profile_name: str, event: str, tasks: list[_Task] | None = None,
-           reason: str | None = None, run: str | None = None) -> None:
+           reason: str | None = None, run: str | None = None, rows: list[str] | None = None,
+           trained: dict | None = None) -> None:
     """Append one line to ``results_dir/<profile>/LEDGER.jsonl``, the list of every run started for
     a profile's results. Written as runs go: ``started``, ``resumed`` (an interrupted run continues),
     ``reused`` (a finished run gives a record to another table's row: the same run) and
-    ``finished``; ``discarded`` (with its reason) is said by whoever throws a run away."""
+    ``finished``; ``discarded`` (with its reason) is said by whoever throws a run away. ``rows``
+    names the records concerned where there are no tasks; ``trained`` the commit and date of a
+    discarded run (the line's own commit and date are those of the event)."""
     if event not in LEDGER_EVENTS:
         raise ValueError(f"event={event!r} is not one of {', '.join(LEDGER_EVENTS)}")
     if event == "discarded" and not reason:
         raise ValueError("a discarded run needs its reason")
     line = {"event": event, "run": run or (tasks[0].run_dir.name if tasks else None),
-            "rows": [f"{t.exp.name}/{t.row.label}/seed {t.seed}" for t in tasks or ()],
+            "rows": rows if rows is not None else [f"{t.exp.name}/{t.row.label}/seed {t.seed}" for t in tasks or ()],
             "commit": git_commit(), "dirty": git_dirty(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     if reason:
         line["reason"] = reason
+    if trained:
+        line["trained"] = trained
     path = Path(results_dir) / profile_name / LEDGER
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as f:
         f.write(json.dumps(line) + "\n")
+
+
+def discard_stale(name: str, profile_name: str, reason: str, results_dir: str | Path = "results") -> list[Path]:
+    """Remove the records of experiment ``name`` whose run no longer is its row's run under the
+    profile (another fingerprint: the protocol or the regime changed), each listed in the ledger as
+    discarded with ``reason`` and the commit and date it was trained at. Returns the removed paths."""
+    if not reason or not reason.strip():
+        raise ValueError("discarding records needs a reason")
+    exp, prof = experiment(name), profile(profile_name)
+    current = {row.label: fingerprint(*row_recipe(exp, row, prof), prof) for row in exp.rows}
+    removed = []
+    for path in sorted((Path(results_dir) / prof.name / name).glob("*.json")):
+        record = read_record(path)
+        if current.get(record.get("row")) == record.get("fingerprint"):
+            continue
+        made = record.get("provenance", {})
+        ledger(results_dir, prof.name, "discarded", reason=reason,
+               run=f"{record.get('fingerprint')}-seed{record.get('seed')}",
+               rows=[f"{name}/{record.get('row')}/seed {record.get('seed')}"],
+               trained={"commit": made.get("commit"), "date": made.get("date")})
+        path.unlink()
+        removed.append(path)
+    return removed
 
 
 def _record(task: _Task, prof: Profile, metrics: list[dict]) -> dict:

@@ -368,3 +368,22 @@ def test_effects_are_changes_in_ses_gain_paired_over_seeds(tmp_path):
     assert table.loc["FC bias, with label smoothing", "n"] == 4
     pairing = conclusions(tmp_path, "cpu").set_index("comparison")["pairing"]
     assert float(pairing["SE-ResNet-29, LS, no bias vs ResNet-29, LS"]) > 0.9   # errors move together
+
+
+def test_records_of_another_protocol_are_discarded_with_their_reason(tmp_path):
+    from senet_core.experiments import discard_stale
+
+    exp, prof = experiment("table15_se_3x3"), profile("cpu")
+    current = fingerprint(*row_recipe(exp, exp.row("SE"), prof), prof)
+    _write_errors(tmp_path, "table15_se_3x3", {"SE": [20.0, 21.0], "no SE": [21.0, 22.0]}, {"SE": current})
+    with pytest.raises(ValueError, match="needs a reason"):
+        discard_stale("table15_se_3x3", "cpu", " ", tmp_path)
+    removed = discard_stale("table15_se_3x3", "cpu", "evaluated on fewer images", tmp_path)
+    assert sorted(p.name for p in removed) == ["no-se__seed0.json", "no-se__seed1.json"]
+    assert {r["row"] for r in load_records(tmp_path, "cpu", "table15_se_3x3")} == {"SE"}   # the current run stays
+    lines = [json.loads(x) for x in (tmp_path / "cpu" / "LEDGER.jsonl").read_text().splitlines()]
+    assert [x["rows"] for x in lines] == [["table15_se_3x3/no SE/seed 0"], ["table15_se_3x3/no SE/seed 1"]]
+    assert {x["event"] for x in lines} == {"discarded"} and lines[0]["reason"] == "evaluated on fewer images"
+    assert lines[0]["trained"] == {"commit": "c", "date": "2026-01-01"}
+    assert main(["experiments", "--only", "table15", "--profile", "cpu", "--results-dir", str(tmp_path),
+                 "--discard-stale", "", "--quiet"]) == 2
