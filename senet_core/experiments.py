@@ -30,7 +30,7 @@ from .models import create_model
 from .names import lookup
 from .paper import paper_row
 from .recipes import Recipe, recipe
-from .results import read_record, write_record
+from .results import load_records, read_record, write_record
 from .se import SEConfig
 from .stats import OUTCOMES, Comparison, correlation, expected_direction, holm, outcome, paired
 from .train import CHECKPOINT, CONFIG, METRICS, RunLockedError, TrainConfig, git_commit, git_dirty, train
@@ -356,6 +356,7 @@ def _train(wanted: dict[str, dict[str, list[int]]], prof: Profile, results_dir, 
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     records: dict[str, dict[tuple[str, int], dict]] = {name: {} for name in wanted}
     pending: dict[Path, list[_Task]] = {}
+    trained = _records_by_run(results_dir, prof.name)
     for name, rows in wanted.items():
         exp = experiment(name)
         for row in exp.rows:
@@ -367,6 +368,15 @@ def _train(wanted: dict[str, dict[str, list[int]]], prof: Profile, results_dir, 
                     if kept.get("fingerprint") == fp:
                         records[name][(row.label, seed)] = kept
                         continue
+                if (fp, seed) in trained:
+                    # The same run already recorded for another table's row: this row points to it,
+                    # with its provenance (the run folder need not exist any more).
+                    record = {**trained[(fp, seed)], "experiment": name, "row": row.label}
+                    write_record(path, record)
+                    records[name][(row.label, seed)] = record
+                    ledger(results_dir, prof.name, "reused", run=f"{fp}-seed{seed}",
+                           rows=[f"{name}/{row.label}/seed {seed}"])
+                    continue
                 task = _Task(exp, row, seed, run_dir_of(exp, row, prof, seed, runs_dir))
                 pending.setdefault(task.run_dir, []).append(task)
 
@@ -413,6 +423,12 @@ def _train(wanted: dict[str, dict[str, list[int]]], prof: Profile, results_dir, 
     # Records in the order of the experiments' rows, then seeds.
     return {name: [records[name][key] for key in sorted(records[name], key=lambda k: (
         [r.label for r in experiment(name).rows].index(k[0]), k[1]))] for name in wanted}
+
+
+def _records_by_run(results_dir: str | Path, profile_name: str) -> dict[tuple[str, int], dict]:
+    """Every record of a profile, by the run that made it: (fingerprint, seed)."""
+    return {(r["fingerprint"], r["seed"]): r for r in load_records(results_dir, profile_name)
+            if "fingerprint" in r}
 
 
 LEDGER = "LEDGER.jsonl"
@@ -585,7 +601,7 @@ def experiment_table(name: str, results_dir: str | Path = "results", profile_nam
     """
     import pandas as pd
 
-    from .results import load_records, mean_std
+    from .results import mean_std
 
     exp = experiment(name)
     records = load_records(results_dir, profile_name, name)
@@ -620,8 +636,6 @@ def experiment_table(name: str, results_dir: str | Path = "results", profile_nam
 
 def all_decisions(results_dir: str | Path = "results", profile_name: str = "cpu") -> list[Decision]:
     """The decisions of every experiment that has records under ``results_dir/profile_name``."""
-    from .results import load_records
-
     out = []
     for name in list_experiments():
         records = load_records(results_dir, profile_name, name)

@@ -82,9 +82,8 @@ def test_run_records_resume_and_table(tmp_path):
     run_experiment("table16_nosqueeze", "smoke", results_dir=results, runs_dir=runs, device="cpu")
     assert len(list((runs / "smoke").iterdir())) == before + 1
     events = [json.loads(line) for line in (results / "smoke" / "LEDGER.jsonl").read_text().splitlines()]
-    # Table 15's three runs; Table 16 trains NoSqueeze and takes SE and no SE from Table 15's runs.
-    assert [e["event"] for e in events] == ["started", "finished"] * 3 + [
-        "reused", "finished", "started", "finished", "reused", "finished"]
+    # Table 15's three runs; Table 16 trains NoSqueeze and takes SE and no SE from Table 15's records.
+    assert [e["event"] for e in events] == ["started", "finished"] * 3 + ["reused", "reused", "started", "finished"]
     assert events[0]["rows"] == ["table15_se_3x3/SE/seed 0"] and {"commit", "dirty", "date"} <= set(events[0])
     table = experiment_table("table15_se_3x3", results, "smoke")
     assert table.loc["SE 3x3", "paper err (%)"] == 22.48
@@ -92,6 +91,16 @@ def test_run_records_resume_and_table(tmp_path):
     assert table.loc["SE", "n"] == 1 and "±" not in table.loc["SE", "ours err (%)"]
     assert "smoke profile, fashion_mnist (256 train / 256 val images at 28x28, 1 epoch)" in provenance_label(records)
     assert len(load_records(results, "smoke")) == 6          # three rows in each table
+    # A shared row points to the run that trained it, even once the run folders are gone.
+    shared = {(r["experiment"], r["row"]): r for r in load_records(results, "smoke")}
+    for label in ("SE", "no SE"):
+        one, other = shared[("table15_se_3x3", label)], shared[("table16_nosqueeze", label)]
+        assert other["provenance"] == one["provenance"] and other["metrics"] == one["metrics"]
+    import shutil
+    shutil.rmtree(runs)
+    run_experiment("table14_integration_strategy", "smoke", results_dir=results, runs_dir=runs, device="cpu",
+                   seeds=[0])
+    assert len(list((runs / "smoke").iterdir())) == 3       # SE-PRE, SE-POST, SE-Identity; SE and no SE reused
 
 
 def test_an_engine_is_named_in_the_record_and_is_not_part_of_a_runs_identity(tmp_path):
