@@ -634,18 +634,20 @@ def experiment_table(name: str, results_dir: str | Path = "results", profile_nam
     return pd.DataFrame(lines).set_index("row").rename_axis(None).astype(object).fillna("")
 
 
-def all_decisions(results_dir: str | Path = "results", profile_name: str = "cpu") -> list[Decision]:
-    """The decisions of every experiment that has records under ``results_dir/profile_name``."""
+def all_decisions(results_dir: str | Path = "results", profile_name: str = "cpu",
+                  names: list[str] | None = None) -> list[Decision]:
+    """The decisions of every experiment (or of ``names``) that has records under ``results_dir/profile_name``."""
     out = []
-    for name in list_experiments():
+    for name in names or list_experiments():
         records = load_records(results_dir, profile_name, name)
         if records:
             out.extend(decisions(name, records))
     return out
 
 
-def conclusions(results_dir: str | Path = "results", profile_name: str = "cpu"):
-    """Every distinct comparison of the study, counted once, with its outcome (a pandas DataFrame).
+def conclusions(results_dir: str | Path = "results", profile_name: str = "cpu", names: list[str] | None = None):
+    """Every distinct comparison of the study (or of experiments ``names``), counted once, with its
+    outcome (a pandas DataFrame).
 
     A comparison shown by several tables (SE vs no SE is in each ablation table) is one line naming
     them all; its outcome is the most cautious of its tables' (the largest Holm-adjusted p-value).
@@ -655,7 +657,7 @@ def conclusions(results_dir: str | Path = "results", profile_name: str = "cpu"):
     import pandas as pd
 
     grouped: dict[tuple[str, str], list[Decision]] = {}
-    for d in all_decisions(results_dir, profile_name):
+    for d in all_decisions(results_dir, profile_name, names):
         grouped.setdefault(d.runs, []).append(d)
     lines = []
     for same in grouped.values():

@@ -17,7 +17,9 @@ ablation network (Table 16's rows, the ablation protocol, paired seeds), in cand
 """
 from __future__ import annotations
 
+import json
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -96,3 +98,35 @@ def run_pilot(profiles: tuple[str, ...] = PROFILES, results_dir: str | Path = "r
     summary["provenance"] = provenance(resolve_device(device), 1)
     write_json(Path(results_dir) / "pilot" / "summary.json", summary)
     return summary
+
+
+def pilot_table(results_dir: str | Path = "results"):
+    """The pilot's summary (``results_dir/pilot/summary.json``) as a table, one regime a row: SE's
+    paired gain per seed and its mean with the 95 % interval, whether its sign holds, the gates'
+    mean distance from 0.5 and between-class spread (lowest to highest over the Fig. 6 blocks and
+    the seeds), the cost of a run, and which regime the ``cpu`` profile (the study) uses."""
+    import pandas as pd
+
+    path = Path(results_dir) / "pilot" / "summary.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no pilot summary at {path}: `senet pilot` trains the pilot and writes it")
+    summary = json.loads(path.read_text())
+    study = profile("cpu")
+    lines = []
+    for regime in summary["regimes"]:
+        blocks = [b for seed in regime["gates"].values() for b in seed]
+        distance = [b["mean |gate - 0.5|"] for b in blocks]
+        spread = [b["between-class spread"] for b in blocks]
+        low, high = regime["gain_ci95"] or (None, None)
+        lines.append({
+            "regime": regime["profile"].removeprefix("pilot_"),
+            "images x epochs, side": f"{regime['train_images']:,} x {regime['epochs']}, {regime['image_size']} px",
+            "SE gain per seed": ", ".join(f"{g:+.2f}" for g in regime["gain_per_seed"]),
+            "SE gain [95 % CI]": f"{regime['gain_mean']:+.2f}" + ("" if low is None else f" [{low:+.2f}, {high:+.2f}]"),
+            "sign holds": "yes" if regime["sign_holds"] else "no",
+            "|gate - 0.5|": f"{min(distance):.2f}-{max(distance):.2f}",
+            "class spread": f"{min(spread):.3f}-{max(spread):.3f}",
+            "s / run": round(regime["wall_seconds_per_run"]),
+            "the study's": "yes" if replace(profile(regime["profile"]), name="cpu", seeds=study.seeds,
+                                            study=study.study) == study else ""})
+    return pd.DataFrame(lines).set_index("regime")

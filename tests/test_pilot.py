@@ -35,3 +35,17 @@ def test_pilot_summary_of_a_smoke_regime(tmp_path):
 def test_cli_pilot_names_an_unknown_regime_on_one_line(capsys):
     assert main(["pilot", "--profiles", "pilot_huge", "--device", "cpu"]) == 2
     assert "unknown profile 'pilot_huge'" in capsys.readouterr().err
+
+
+def test_the_pilot_table_reads_the_committed_summary_and_names_the_studys_regime(tmp_path):
+    from pathlib import Path
+
+    from senet_core.pilot import pilot_table
+
+    root = Path(__file__).resolve().parent.parent / "results"
+    table = pilot_table(root)
+    assert list(table.index[:3]) == ["base", "data", "long"]
+    assert list(table["the study's"]).count("yes") == 1 and table.loc["base", "the study's"] == "yes"
+    assert table.loc["long", "sign holds"] == "yes" and table.loc["base", "sign holds"] == "no"
+    with pytest.raises(FileNotFoundError, match="senet pilot"):
+        pilot_table(tmp_path)
