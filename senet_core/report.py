@@ -594,8 +594,9 @@ def check_claim(entry: dict, results_dir: str | Path = "results", profile: str =
 def reproduction_report(results_dir: str | Path = "results", profile: str = "cpu"):
     """Every claim of ``claims.yaml`` with the paper's number and ours, computed now: a pandas DataFrame.
 
-    Columns: ``#``, ``claim``, ``paper``, ``status``, ``ours``, ``agrees`` (yes / within noise /
-    no (explained) / no / n/a) and ``provenance``. Reduced-scale rows read the ``profile`` records under
+    Columns: ``#``, ``claim``, ``paper``, ``status``, ``ours``, ``agrees`` (yes / no (explained) / no
+    for exact and arithmetic claims, an outcome of :data:`senet_core.stats.OUTCOMES` for reduced-scale
+    ones, n/a) and ``provenance``. Reduced-scale rows read the ``profile`` records under
     ``results_dir``; without them their status is "reduced scale: not run yet" and they show no number.
     """
     import pandas as pd

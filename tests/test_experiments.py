@@ -293,7 +293,7 @@ def _write_errors(results_dir, experiment_name, errors, fingerprints={}):
 # Table 12: the paper has Sigmoid better than no SE and ReLU worse. Ours, three seeds each:
 TABLE12_ERRORS = {"no SE": [20.0, 21.0, 20.5], "Sigmoid": [19.0, 20.1, 19.4],    # better: holds
                   "ReLU": [19.0, 20.0, 19.6],                                    # better: contradicted
-                  "Tanh": [21.0, 20.0, 20.6]}                                    # mixed: within noise
+                  "Tanh": [21.0, 20.0, 20.6]}                                    # mixed: inconclusive
 
 
 def test_conclusions_compare_each_row_with_its_baseline_in_the_papers_direction(tmp_path):
