@@ -387,35 +387,19 @@ def _train(wanted: dict[str, dict[str, list[int]]], prof: Profile, results_dir, 
             records[task.exp.name][(task.row.label, task.seed)] = record
         ledger(results_dir, prof.name, "finished", tasks)
 
-    def announce(tasks: list[_Task]) -> None:
-        metrics = tasks[0].run_dir / METRICS
-        done = len(metrics.read_text().splitlines()) if metrics.exists() else 0
-        event = "started" if not (tasks[0].run_dir / CHECKPOINT).exists() else \
-            "reused" if done >= prof.epochs else "resumed"
-        ledger(results_dir, prof.name, event, tasks)
-        if progress:
-            first = tasks[0]
-            print(f"{first.exp.name}: {first.row.label}, seed {first.seed} ({prof.name} profile)", flush=True)
-
     if jobs == 1 or len(pending) < 2:
         for tasks in pending.values():
-            announce(tasks)
-            metrics, _ = train_row(tasks[0].exp, tasks[0].row, prof, tasks[0].seed, runs_dir, device, data_dir)
-            finished(tasks, metrics)
+            finished(tasks, _run_tasks(tasks, prof, results_dir, runs_dir, device, data_dir, progress))
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=torch.set_num_threads,
                                  initargs=(threads,)) as pool:
-            futures = {}
-            for tasks in pending.values():
-                announce(tasks)
-                first = tasks[0]
-                futures[pool.submit(train_row, first.exp, first.row, prof, first.seed, runs_dir, device,
-                                    data_dir)] = tasks
+            futures = {pool.submit(_run_tasks, tasks, prof, results_dir, runs_dir, device, data_dir, progress): tasks
+                       for tasks in pending.values()}
             try:
                 for future in as_completed(futures):
-                    finished(futures[future], future.result()[0])
+                    finished(futures[future], future.result())
             except BaseException:
                 for future in futures:
                     future.cancel()
@@ -423,6 +407,21 @@ def _train(wanted: dict[str, dict[str, list[int]]], prof: Profile, results_dir, 
     # Records in the order of the experiments' rows, then seeds.
     return {name: [records[name][key] for key in sorted(records[name], key=lambda k: (
         [r.label for r in experiment(name).rows].index(k[0]), k[1]))] for name in wanted}
+
+
+def _run_tasks(tasks: list[_Task], prof: Profile, results_dir, runs_dir, device, data_dir,
+               progress: bool) -> list[dict]:
+    """Train (or continue, or read back) the one run that ``tasks`` share; its metrics. The ledger
+    says so when it actually begins: in the process that trains it."""
+    first = tasks[0]
+    metrics = first.run_dir / METRICS
+    done = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+    event = "started" if not (first.run_dir / CHECKPOINT).exists() else \
+        "reused" if done >= prof.epochs else "resumed"
+    ledger(results_dir, prof.name, event, tasks)
+    if progress:
+        print(f"{first.exp.name}: {first.row.label}, seed {first.seed} ({prof.name} profile)", flush=True)
+    return train_row(first.exp, first.row, prof, first.seed, runs_dir, device, data_dir)[0]
 
 
 def _records_by_run(results_dir: str | Path, profile_name: str) -> dict[tuple[str, int], dict]:

@@ -132,6 +132,11 @@ def test_parallel_jobs_train_each_shared_run_once_and_write_every_record(tmp_pat
         assert other["provenance"]["threads"] == max(1, (os.cpu_count() or 1) // 2)
         assert other["fingerprint"] == one["fingerprint"]
         assert other["metrics"]["train_loss"] == pytest.approx(one["metrics"]["train_loss"], rel=1e-3)
+    # The ledger says a run started when it did: with two workers, the third run starts once a first
+    # one is done (seconds later), not when it was queued.
+    lines = [json.loads(x) for x in (tmp_path / "b" / "smoke" / "LEDGER.jsonl").read_text().splitlines()]
+    started = [x["date"] for x in lines if x["event"] == "started"]
+    assert len(started) == 4 and started[2] > started[0]
     with pytest.raises(ValueError, match="jobs must be a positive integer"):
         run_experiments(["table15_se_3x3"], "smoke", results_dir=tmp_path / "b", jobs=0)
 
