@@ -106,8 +106,8 @@ def list_experiments() -> list[str]:
 def experiment(name: str) -> Experiment:
     e = lookup("experiment", name, _spec()["experiments"])
     rows = tuple(Row(label=r["label"], model=r["model"], options=dict(r.get("options", {})),
-                     baseline=r.get("baseline"), recipe=dict(r.get("recipe", {})), paper_table=r.get("paper_table", e["paper_table"]),
-                     paper_key=r.get("paper_key", e["key"]), paper_value=r.get("paper_value"),
+                     baseline=r.get("baseline"), recipe=dict(r.get("recipe", {})),
+                     paper_table=r.get("paper_table", e["paper_table"]), paper_key=r.get("paper_key", e["key"]), paper_value=r.get("paper_value"),
                      paper_column=r.get("paper_column", "top1_err")) for r in e["rows"])
     return Experiment(name, e["title"], e["paper_table"], e["conclusion"], bool(e.get("ablation")), rows,
                       e.get("image_size"), e.get("study_seeds"))
@@ -168,9 +168,26 @@ def record_path(results_dir: str | Path, profile_name: str, experiment_name: str
     return Path(results_dir) / profile_name / experiment_name / f"{slug(label)}__seed{seed}.json"
 
 
+def run_name(fp: str, seed: int) -> str:
+    """A run's name (its folder's, and the ledger's): its settings' fingerprint and its seed."""
+    return f"{fp}-seed{seed}"
+
+
+def record_name(experiment_name: str, label: str, seed: int) -> str:
+    """How the ledger names one record: experiment/row/seed."""
+    return f"{experiment_name}/{label}/seed {seed}"
+
+
+def paper_gain(exp: Experiment, label: str, baseline: str) -> float | None:
+    """The paper's gain of row ``label`` over row ``baseline`` (baseline error minus row error, top-1
+    points), or None where the paper prints no number for either."""
+    paper, paper_base = exp.row(label).paper_number(), exp.row(baseline).paper_number()
+    return None if paper is None or paper_base is None else round(paper_base - paper, 2)
+
+
 def run_dir_of(exp: Experiment, row: Row, prof: Profile, seed: int, runs_dir: str | Path = "runs/experiments") -> Path:
     """The run folder of one row and seed: rows with the same settings in any table share it."""
-    return Path(runs_dir) / prof.name / f"{fingerprint(*row_recipe(exp, row, prof), prof)}-seed{seed}"
+    return Path(runs_dir) / prof.name / run_name(fingerprint(*row_recipe(exp, row, prof), prof), seed)
 
 
 def train_row(exp: Experiment, row: Row, prof: Profile, seed: int, runs_dir: str | Path = "runs/experiments",
@@ -256,8 +273,9 @@ def run_until_decided(names: list[str], profile_name: str, halfwidth: float, max
     first = len(prof.seeds) if min_seeds is None else min_seeds
 
     def wants_more(exp: Experiment, row: Row, errors: dict[str, dict[int, float]]) -> bool:
-        return len(errors.get(row.label, {})) < max(first, 2) or (
-            len(errors[row.label]) < max_seeds and paired(errors[row.baseline], errors[row.label]).halfwidth >= halfwidth)
+        # One seed has an infinite half-width: it always asks for a second.
+        return (len(errors[row.label]) < max_seeds
+                and paired(errors[row.baseline], errors[row.label]).halfwidth >= halfwidth)
 
     return _grow(names, prof, {name: first for name in names}, wants_more, results_dir, runs_dir, device,
                  data_dir, progress, jobs)
@@ -296,12 +314,11 @@ def study_wants_more(exp: Experiment, row: Row, prof: Profile, errors: dict[str,
     comparison = paired(errors[row.baseline], errors[row.label])
     if comparison.ci is None:
         return True
-    paper = row.paper_number()
-    paper_base = exp.row(row.baseline).paper_number()
-    if paper is None or paper_base is None:
+    gain = paper_gain(exp, row.label, row.baseline)
+    if gain is None:
         return False
     low, high = comparison.ci
-    return low <= 0 <= high and low <= paper_base - paper <= high
+    return low <= 0 <= high and low <= gain <= high
 
 
 def run_study(names: list[str], profile_name: str = "cpu", results_dir: str | Path = "results",
@@ -374,8 +391,8 @@ def _train(wanted: dict[str, dict[str, list[int]]], prof: Profile, results_dir, 
                     record = {**trained[(fp, seed)], "experiment": name, "row": row.label}
                     write_record(path, record)
                     records[name][(row.label, seed)] = record
-                    ledger(results_dir, prof.name, "reused", run=f"{fp}-seed{seed}",
-                           rows=[f"{name}/{row.label}/seed {seed}"])
+                    ledger(results_dir, prof.name, "reused", run=run_name(fp, seed),
+                           rows=[record_name(name, row.label, seed)])
                     continue
                 task = _Task(exp, row, seed, run_dir_of(exp, row, prof, seed, runs_dir))
                 pending.setdefault(task.run_dir, []).append(task)
@@ -449,7 +466,7 @@ def ledger(results_dir: str | Path, profile_name: str, event: str, tasks: list[_
     if event == "discarded" and not reason:
         raise ValueError("a discarded run needs its reason")
     line = {"event": event, "run": run or (tasks[0].run_dir.name if tasks else None),
-            "rows": rows if rows is not None else [f"{t.exp.name}/{t.row.label}/seed {t.seed}" for t in tasks or ()],
+            "rows": rows if rows is not None else [record_name(t.exp.name, t.row.label, t.seed) for t in tasks or ()],
             "commit": git_commit(), "dirty": git_dirty(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     if reason:
@@ -477,8 +494,8 @@ def discard_stale(name: str, profile_name: str, reason: str, results_dir: str | 
             continue
         made = record.get("provenance", {})
         ledger(results_dir, prof.name, "discarded", reason=reason,
-               run=f"{record.get('fingerprint')}-seed{record.get('seed')}",
-               rows=[f"{name}/{record.get('row')}/seed {record.get('seed')}"],
+               run=run_name(record.get("fingerprint"), record.get("seed")),
+               rows=[record_name(name, record.get("row"), record.get("seed"))],
                trained={"commit": made.get("commit"), "date": made.get("date")})
         path.unlink()
         removed.append(path)
@@ -567,20 +584,18 @@ def decisions(name: str, records: list[dict], pairs: list[Pair] | None = None) -
         row, base = errors.get(pair.row, {}), errors.get(pair.baseline, {})
         if not set(row) & set(base):
             continue
-        paper, paper_base = exp.row(pair.row).paper_number(), exp.row(pair.baseline).paper_number()
-        paper_gain = None if paper is None or paper_base is None else round(paper_base - paper, 2)
-        made.append((pair, paired(base, row), paper_gain, correlation(base, row)))
+        made.append((pair, paired(base, row), paper_gain(exp, pair.row, pair.baseline), correlation(base, row)))
     # Holm over the distinct comparisons: rows that are the same run (r = 16 and SE) count once.
     distinct: dict[tuple[str, str], float | None] = {}
     for pair, cmp, _, _ in made:
         distinct.setdefault((runs[pair.row], runs[pair.baseline]), cmp.p)
     adjusted = dict(zip(distinct, holm(list(distinct.values()))))
     out = []
-    for pair, cmp, paper_gain, pairing in made:
+    for pair, cmp, gain, pairing in made:
         key = (runs[pair.row], runs[pair.baseline])
-        expected = pair.expect or expected_direction(paper_gain)
-        margin = pair.margin if pair.margin is not None else paper_gain and abs(paper_gain)
-        out.append(Decision(name, pair.row, pair.baseline, key, cmp, paper_gain, expected, adjusted[key],
+        expected = pair.expect or expected_direction(gain)
+        margin = pair.margin if pair.margin is not None else gain and abs(gain)
+        out.append(Decision(name, pair.row, pair.baseline, key, cmp, gain, expected, adjusted[key],
                             outcome(cmp, expected, margin, adjusted[key]), pairing))
     return out
 

@@ -20,10 +20,10 @@ from typing import Iterable, Sequence
 import torch
 from torch import nn
 
-from .experiments import experiment, profile, row_recipe, run_dir_of, train_row
+from .experiments import Pair, decisions, experiment, profile, row_recipe, run_dir_of, train_row
 from .results import write_json
 from .se import capture_gates, se_modules
-from .stats import Comparison, expected_direction, outcome, paired
+from .stats import Comparison
 
 # Fashion-MNIST's label names, in label order (Xiao et al. 2017, the dataset's README).
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
@@ -333,12 +333,7 @@ def sample_images(classes: Sequence[int], per_class: int = 3, data_dir: str | No
 
 def nosqueeze_vs_se(records: Sequence[dict]) -> tuple[Comparison, str]:
     """Section 7.1's comparison: NoSqueeze error minus SE error over the seeds both have, and its
-    outcome (:mod:`senet_core.stats`) against the paper's gain of SE over NoSqueeze (22.93 vs 22.28
-    top-1: +0.65 points, also the equivalence margin). Positive = SE is better, as in the paper."""
-    def errors(row: str) -> dict[int, float]:
-        return {r["seed"]: r["metrics"]["top1_err"] for r in records if r["row"] == row}
-
-    exp = experiment("table16_nosqueeze")
-    paper_gain = round(exp.row("NoSqueeze").paper_number() - exp.row("SE").paper_number(), 2)
-    cmp = paired(errors("NoSqueeze"), errors("SE"))
-    return cmp, outcome(cmp, expected_direction(paper_gain), abs(paper_gain))
+    outcome (:func:`senet_core.experiments.decisions`) against the paper's gain of SE over NoSqueeze
+    (22.93 vs 22.28 top-1: +0.65 points, also the equivalence margin). Positive = SE is better."""
+    (decided,) = decisions("table16_nosqueeze", list(records), [Pair("SE", "NoSqueeze")])
+    return decided.comparison, decided.outcome
