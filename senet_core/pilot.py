@@ -27,7 +27,7 @@ import torch
 from .data import build_loaders, dataset_info
 from .experiments import experiment, profile, row_recipe, run_dir_of, run_experiments
 from .models import create_model
-from .results import write_json
+from .results import load_records, provenance_label, write_json
 from .role_of_se import excitation_statistics
 from .stats import paired
 from .train import CHECKPOINT, provenance, resolve_device
@@ -130,3 +130,9 @@ def pilot_table(results_dir: str | Path = "results"):
             "the study's": "yes" if replace(profile(regime["profile"]), name="cpu", seeds=study.seeds,
                                             study=study.study) == study else ""})
     return pd.DataFrame(lines).set_index("regime")
+
+
+def pilot_provenance(results_dir: str | Path = "results") -> str:
+    """Where the pilot's numbers come from: the provenance of each regime's records, a line each."""
+    return "\n".join(f"{name.removeprefix('pilot_')}: {provenance_label(records)}" for name in PROFILES
+                     if (records := load_records(results_dir, name, EXPERIMENT)))

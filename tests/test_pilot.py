@@ -49,3 +49,7 @@ def test_the_pilot_table_reads_the_committed_summary_and_names_the_studys_regime
     assert table.loc["long", "sign holds"] == "yes" and table.loc["base", "sign holds"] == "no"
     with pytest.raises(FileNotFoundError, match="senet pilot"):
         pilot_table(tmp_path)
+    from senet_core.pilot import pilot_provenance
+
+    said = pilot_provenance(root).splitlines()
+    assert said[0].startswith("base: measured at reduced scale: pilot_base profile") and len(said) == 3
