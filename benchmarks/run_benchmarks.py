@@ -39,7 +39,8 @@ import torch.nn.functional as F
 
 from senet_core import create_model, se_modules
 from senet_core.data import build_loaders, dataset_info
-from senet_core.experiments import experiment, fingerprint, list_experiments, profile, row_recipe
+from senet_core.experiments import (ablation_protocol_options, experiment, fingerprint, list_experiments, profile,
+                                    row_recipe)
 from senet_core.profile import ProfileReport, paired_times, profile_models, spread
 from senet_core.recipes import recipe
 from senet_core.se import SEConfig
@@ -185,6 +186,12 @@ def cpu_training_steps(rounds: int, warmup: int, steps_per_call: int) -> tuple[l
 
 # ---- The study's throughput: one process with every core vs two one-thread processes ---------------
 
+def _changes(options: dict) -> int:
+    """How many block options differ from both the SE block's defaults and the ablation protocol's."""
+    protocol = ablation_protocol_options()
+    return len(SEConfig.without_defaults({k: v for k, v in options.items() if protocol.get(k, object()) != v}))
+
+
 def study_architectures(profile_name: str = "cpu") -> list[dict]:
     """Every architecture the profile trains (model and image size), with the runs it trains: rows
     shared between tables count once, as they train once."""
@@ -202,9 +209,9 @@ def study_architectures(profile_name: str = "cpu") -> list[dict]:
             seen.add(fp)
             key = (row.model, chosen.image_size or dataset_info(prof.dataset).input_size)
             runs[key] += len(prof.seeds)
-            # The variant timed for an architecture: the one closest to the default SE block.
-            if key not in example or len(SEConfig.without_defaults(options)) < len(
-                    SEConfig.without_defaults(example[key][0])):
+            # The variant timed for an architecture: the one closest to the standard SE block of the
+            # ablations (the default block, or the ablation protocol's, the first of them to come).
+            if key not in example or _changes(options) < _changes(example[key][0]):
                 example[key] = (options, chosen.batch_size)
     return [{"model": m, "side": side, "options": example[(m, side)][0], "batch": example[(m, side)][1],
              "runs": runs[(m, side)]} for m, side in runs]

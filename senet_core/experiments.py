@@ -142,7 +142,7 @@ def row_recipe(exp: Experiment, row: Row, prof: Profile) -> tuple[Recipe, dict]:
                                  **overrides)
     options = dict(row.options)
     if exp.ablation and row.model.startswith("se_"):
-        options = {**spec["ablation_protocol"]["options"], **options}
+        options = {**ablation_protocol_options(), **options}
     if "se_stages" in options:
         options["se_stages"] = tuple(options["se_stages"])
     return chosen, options
@@ -281,6 +281,11 @@ def run_until_decided(names: list[str], profile_name: str, halfwidth: float, max
                  data_dir, progress, jobs)
 
 
+def ablation_protocol_options() -> dict:
+    """The SE block options of the ablation protocol (experiments.yaml: ablation_protocol)."""
+    return dict(_spec()["ablation_protocol"]["options"])
+
+
 def is_se_vs_baseline(exp: Experiment, row: Row) -> bool:
     """Whether ``row`` is an SE network against its own baseline under its table's protocol (the
     paper's headline comparison), rather than a variant of the block: its model is the baseline's
@@ -288,7 +293,7 @@ def is_se_vs_baseline(exp: Experiment, row: Row) -> bool:
     if row.baseline is None:
         return False
     base = exp.row(row.baseline)
-    protocol = _spec()["ablation_protocol"]["options"] if exp.ablation else {}
+    protocol = ablation_protocol_options() if exp.ablation else {}
     own = {k: v for k, v in row.options.items() if protocol.get(k, object()) != v}
     return row.model == f"se_{base.model}" and not SEConfig.without_defaults(own)
 
