@@ -272,7 +272,7 @@ def run_until_decided(names: list[str], profile_name: str, halfwidth: float, max
     prof = _profile_for(profile_name, engine_name, None)
     first = len(prof.seeds) if min_seeds is None else min_seeds
 
-    def wants_more(exp: Experiment, row: Row, errors: dict[str, dict[int, float]]) -> bool:
+    def wants_more(exp: Experiment, row: Row, errors: dict[str, dict[int, float]], records: list[dict]) -> bool:
         # One seed has an infinite half-width: it always asks for a second.
         return (len(errors[row.label]) < max_seeds
                 and paired(errors[row.baseline], errors[row.label]).halfwidth >= halfwidth)
@@ -307,10 +307,12 @@ def study_seeds(exp: Experiment, row: Row, prof: Profile) -> int:
     return prof.study["se_vs_baseline" if is_se_vs_baseline(exp, row) else "other"]
 
 
-def study_wants_more(exp: Experiment, row: Row, prof: Profile, errors: dict[str, dict[int, float]]) -> bool:
+def study_wants_more(exp: Experiment, row: Row, prof: Profile, errors: dict[str, dict[int, float]],
+                     p_adjusted: float | None = None) -> bool:
     """The study's rule for one comparison: its seeds (:func:`study_seeds`) first; then more, up to
-    the profile's ``max``, while the 95 % interval holds both 0 and the paper's gain, i.e. while the
-    data can say neither that the effect exists nor that it is smaller than the paper's."""
+    the profile's ``max``, while the comparison is *inconclusive* as its table decides it (``p_adjusted``:
+    its Holm-adjusted p-value there, see :func:`decisions`), i.e. while the data can say neither
+    that the effect exists in either direction nor that it is smaller than the paper's."""
     n = len(set(errors.get(row.label, {})) & set(errors.get(row.baseline, {})))
     if n < study_seeds(exp, row, prof):
         return True
@@ -320,10 +322,7 @@ def study_wants_more(exp: Experiment, row: Row, prof: Profile, errors: dict[str,
     if comparison.ci is None:
         return True
     gain = paper_gain(exp, row.label, row.baseline)
-    if gain is None:
-        return False
-    low, high = comparison.ci
-    return low <= 0 <= high and low <= gain <= high
+    return outcome(comparison, expected_direction(gain), gain and abs(gain), p_adjusted) == "inconclusive"
 
 
 def run_study(names: list[str], profile_name: str = "cpu", results_dir: str | Path = "results",
@@ -335,14 +334,18 @@ def run_study(names: list[str], profile_name: str = "cpu", results_dir: str | Pa
     prof = _profile_for(profile_name, engine_name, None)
     first = {name: min(study_seeds(experiment(name), row, prof) for row in experiment(name).rows
                        if row.baseline is not None) for name in names}
-    return _grow(names, prof, first, lambda exp, row, errors: study_wants_more(exp, row, prof, errors),
-                 results_dir, runs_dir, device, data_dir, progress, jobs)
+
+    def wants_more(exp: Experiment, row: Row, errors: dict[str, dict[int, float]], records: list[dict]) -> bool:
+        adjusted = {d.row: d.p_adjusted for d in decisions(exp.name, records)}
+        return study_wants_more(exp, row, prof, errors, adjusted.get(row.label))
+
+    return _grow(names, prof, first, wants_more, results_dir, runs_dir, device, data_dir, progress, jobs)
 
 
 def _grow(names: list[str], prof: Profile, first: dict[str, int], wants_more, results_dir, runs_dir, device,
           data_dir, progress: bool, jobs: int | None) -> dict[str, list[dict]]:
     """Rounds of training: every row of experiment ``name`` starts with seeds ``range(first[name])``;
-    after each round every comparison for which ``wants_more(exp, row, errors)`` gets the next seed,
+    after each round every comparison for which ``wants_more(exp, row, errors, records)`` gets the next seed,
     for its row and its baseline alike (a pair needs both)."""
     wanted = {name: {row.label: list(range(first[name])) for row in experiment(name).rows} for name in names}
     while True:
@@ -351,7 +354,7 @@ def _grow(names: list[str], prof: Profile, first: dict[str, int], wants_more, re
         for name in names:
             exp, errors = experiment(name), _errors_by_row(records[name])
             for row in exp.rows:
-                if row.baseline is None or not wants_more(exp, row, errors):
+                if row.baseline is None or not wants_more(exp, row, errors, records[name]):
                     continue
                 have = wanted[name][row.label]
                 # The row's first missing seed: the baseline may have it already (it pairs with

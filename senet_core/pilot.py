@@ -90,13 +90,18 @@ def summarise(profile_name: str, records: list[dict], runs_dir: str | Path) -> d
 def run_pilot(profiles: tuple[str, ...] = PROFILES, results_dir: str | Path = "results",
               runs_dir: str | Path = "runs/experiments", device: str = "auto", progress: bool = False) -> dict:
     """Train the pilot's comparison in every regime (what is missing), then summarise each; the
-    summary is written to ``results_dir/pilot/summary.json``."""
-    summary = {"experiment": EXPERIMENT, "regimes": []}
+    summary is written to ``results_dir/pilot/summary.json``, keeping the regimes already summarised
+    there that ``profiles`` does not name (their run folders need not exist any more)."""
+    path = Path(results_dir) / "pilot" / "summary.json"
+    kept = json.loads(path.read_text())["regimes"] if path.exists() else []
+    regimes = {regime["profile"]: regime for regime in kept}
     for name in profiles:
         records = run_experiments([EXPERIMENT], name, results_dir, runs_dir, device, progress=progress)[EXPERIMENT]
-        summary["regimes"].append(summarise(name, records, runs_dir))
-    summary["provenance"] = provenance(resolve_device(device), 1)
-    write_json(Path(results_dir) / "pilot" / "summary.json", summary)
+        regimes[name] = summarise(name, records, runs_dir)
+    summary = {"experiment": EXPERIMENT,
+               "regimes": [regimes[name] for name in PROFILES if name in regimes],
+               "provenance": provenance(resolve_device(device), 1)}
+    write_json(path, summary)
     return summary
 
 
