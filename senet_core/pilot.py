@@ -99,7 +99,8 @@ def run_pilot(profiles: tuple[str, ...] = PROFILES, results_dir: str | Path = "r
         records = run_experiments([EXPERIMENT], name, results_dir, runs_dir, device, progress=progress)[EXPERIMENT]
         regimes[name] = summarise(name, records, runs_dir)
     summary = {"experiment": EXPERIMENT,
-               "regimes": [regimes[name] for name in PROFILES if name in regimes],
+               "regimes": sorted(regimes.values(), key=lambda r: (r["profile"] not in PROFILES,
+                                                                   PROFILES.index(r["profile"]) if r["profile"] in PROFILES else 0)),
                "provenance": provenance(resolve_device(device), 1)}
     write_json(path, summary)
     return summary

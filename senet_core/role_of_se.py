@@ -31,6 +31,9 @@ FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", 
 
 # The experiment row whose trained model stands in for the paper's SE-ResNet-50 in Section 7.2.
 REFERENCE_EXPERIMENT, REFERENCE_ROW, REFERENCE_SEED = "table16_nosqueeze", "SE", 0
+# Four Fashion-MNIST classes of different kinds, as the paper's four ImageNet classes are: T-shirt/top
+# (upper body), Trouser (legs), Sandal (footwear), Bag (not worn).
+REFERENCE_CLASSES = (0, 1, 5, 8)
 
 
 def _stage_of(name: str) -> str:
@@ -238,6 +241,41 @@ def excitation_record_path(results_dir: str | Path, profile: str) -> Path:
 
 def write_excitation_record(results_dir: str | Path, profile: str, record: dict) -> Path:
     return write_json(excitation_record_path(results_dir, profile), record)
+
+
+def excitations(profile: str, results_dir: str | Path, runs_dir: str | Path, device: str = "auto",
+                data_dir: str | None = None, write: bool = False, num_per_class: int = 50):
+    """Figs. 6-7's statistics of the reference model: ``(stats, classes, names, summary, record)``.
+
+    The record under ``results_dir`` is read back when it was made from the current reference run
+    (its ``provenance.run``); otherwise the reference model is loaded (trained first if its run is
+    missing), its gates measured on the first ``num_per_class`` validation images of each class, and,
+    with ``write``, the record written. The record's provenance is the reference run's training record.
+    """
+    from .experiments import run_name
+    from .results import load_records
+    from .train import resolve_device
+
+    run = reference_run_dir(runs_dir, profile).name
+    record = read_excitation_record(results_dir, profile)
+    if record is not None and record["provenance"].get("run") == run:
+        return (*statistics_from_record(record), record)
+    target = resolve_device(device)
+    model = reference_model(runs_dir, profile, str(target), data_dir=data_dir)
+    blocks = last_block_of_each_stage(model)
+    names = {b: f"{paper_block_name(b, model)} ({b})" for b in blocks}
+    classes = {c: FASHION_MNIST_CLASSES[c] for c in REFERENCE_CLASSES}
+    loader = reference_val_loader(profile, data_dir, device=target)
+    stats = excitation_statistics(model, loader, num_per_class=num_per_class, blocks=blocks, device=target)
+    summary = layerwise_summary(stats, list(classes), model)
+    trained = [r for r in load_records(results_dir, profile, REFERENCE_EXPERIMENT)
+               if r["row"] == REFERENCE_ROW and r["seed"] == REFERENCE_SEED
+               and run_name(r["fingerprint"], r["seed"]) == run]
+    provenance = {**(trained[0]["provenance"] if trained else {}), "run": run}
+    record = excitation_record(stats, summary, classes, names, provenance)
+    if write:
+        write_excitation_record(results_dir, profile, record)
+    return stats, classes, names, summary, record
 
 
 def read_excitation_record(results_dir: str | Path, profile: str) -> dict | None:

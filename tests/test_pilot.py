@@ -44,12 +44,13 @@ def test_the_pilot_table_reads_the_committed_summary_and_names_the_studys_regime
 
     root = Path(__file__).resolve().parent.parent / "results"
     table = pilot_table(root)
-    assert list(table.index[:3]) == ["base", "data", "long"]
+    assert list(table.index) == ["base", "data", "long", "28px"]
     assert list(table["the study's"]).count("yes") == 1 and table.loc["base", "the study's"] == "yes"
     assert table.loc["long", "sign holds"] == "yes" and table.loc["base", "sign holds"] == "no"
+    assert table.loc["28px", "SE gain [95 % CI]"].startswith("-0.73 [")     # SE loses at 28 px
     with pytest.raises(FileNotFoundError, match="senet pilot"):
         pilot_table(tmp_path)
     from senet_core.pilot import pilot_provenance
 
     said = pilot_provenance(root).splitlines()
-    assert said[0].startswith("base: measured at reduced scale: pilot_base profile") and len(said) == 3
+    assert said[0].startswith("base: measured at reduced scale: pilot_base profile") and len(said) == 4

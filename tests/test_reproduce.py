@@ -10,7 +10,7 @@ from senet_core.reproduce import chapter_notebooks, reproduce
 
 def write_notebook(path, body):
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('profile = "none"\nresults_dir = "none"')
+    params = nbformat.v4.new_code_cell('profile = "none"\nruns_dir = "none"')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(body)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -20,7 +20,7 @@ def write_notebook(path, body):
 @pytest.fixture
 def book(tmp_path):
     (tmp_path / "notebooks").mkdir()
-    write_notebook(tmp_path / "notebooks" / "01_good.ipynb", "print(profile, results_dir)")
+    write_notebook(tmp_path / "notebooks" / "01_good.ipynb", "print(profile, runs_dir)")
     write_notebook(tmp_path / "notebooks" / "02_other.ipynb", "x = 1")
     return tmp_path
 
@@ -33,12 +33,12 @@ def outputs(path):
 def test_profile_parameters_reach_the_notebooks_and_reruns_skip(book):
     summary = reproduce("smoke", root=book, output="out", progress=False)
     assert summary.ok and sorted(summary.executed) == ["01_good", "02_other"]
-    assert outputs(book / "out" / "01_good.ipynb").strip() == "smoke _build/results"
+    assert outputs(book / "out" / "01_good.ipynb").strip() == "smoke _build/runs"
     again = reproduce("smoke", root=book, output="out", progress=False)
     assert again.executed == [] and sorted(again.skipped) == ["01_good", "02_other"]
     other_profile = reproduce("cpu", root=book, output="out", progress=False, only="01")
     assert other_profile.executed == ["01_good"]
-    assert outputs(book / "out" / "01_good.ipynb").strip() == "cpu results"
+    assert outputs(book / "out" / "01_good.ipynb").strip() == "cpu runs"
 
 
 def test_executed_copies_hide_the_install_cell_and_fold_the_injected_parameters(book):
@@ -54,12 +54,12 @@ def test_executed_copies_hide_the_install_cell_and_fold_the_injected_parameters(
 
 
 def test_a_chapter_gets_the_profile_parameters_it_declares_and_every_one_the_caller_gives(book):
-    # The fixture's notebooks declare profile and results_dir, not runs_dir.
+    # The fixture's notebooks declare profile and runs_dir, not seeds.
     reproduce("smoke", root=book, output="out", progress=False, only="01", parameters={"seeds": 3})
     cells = nbformat.read(book / "out" / "01_good.ipynb", as_version=4).cells
     injected = next(c.source for c in cells if "injected-parameters" in c.metadata.get("tags", []))
     names = {line.split("=")[0].strip() for line in injected.splitlines() if "=" in line}
-    assert names == {"profile", "results_dir", "seeds"}
+    assert names == {"profile", "runs_dir", "seeds"}
 
 
 def test_a_failing_chapter_is_reported_and_the_others_still_run(book, capsys):

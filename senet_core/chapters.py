@@ -1,0 +1,162 @@
+"""What a chapter of the book shows of an experiment, in one call.
+
+A chapter notebook holds the narrative; the calls here find the records (the committed ones from the
+repository, wherever the notebook runs), train what is missing, and display the paper beside ours
+with the provenance and the outcome of every comparison, in the book's vocabulary
+(:mod:`senet_core.stats`). Where the records live is decided here, once:
+
+* the committed profiles (``cpu`` and the pilot's) are read from ``results/`` at the repository root,
+  and never retrained when their records exist;
+* every other profile (``smoke``, ``gpu``) writes to ``_build/results`` and ``_build/runs`` there.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .experiments import (Decision, conclusions, decisions, effects, experiment, experiment_table,
+                          gain_text, run_experiment)
+from .results import load_records, provenance_label
+from .stats import OUTCOMES
+
+COMMITTED = "results"                    # the committed records, relative to the repository root
+SCRATCH = "_build"                       # everything else a chapter makes (not committed)
+SMOKE_WARNING = ("smoke profile: tiny data and one epoch, a check that the code runs; these numbers are not "
+                 "results")
+
+
+def root() -> Path:
+    """The repository this package was installed from (``pip install -e``), else the working directory.
+
+    Jupyter, Binder and nbval run a chapter from ``notebooks/``, ``senet reproduce`` from the
+    repository root: both find the same records."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").exists() and (here / "notebooks").is_dir() else Path.cwd()
+
+
+def is_committed(profile_name: str) -> bool:
+    """Whether ``profile_name``'s records are committed with the book (the study and the pilot)."""
+    return profile_name == "cpu" or profile_name.startswith("pilot_")
+
+
+def results_dir(profile_name: str = "cpu") -> Path:
+    """Where ``profile_name``'s records are read and written."""
+    return root() / (COMMITTED if is_committed(profile_name) else Path(SCRATCH) / "results")
+
+
+def runs_dir(profile_name: str = "cpu") -> Path:
+    """Where ``profile_name``'s run folders (checkpoints, metrics; never committed) go."""
+    return root() / ("runs/experiments" if is_committed(profile_name) else Path(SCRATCH) / "runs")
+
+
+def _dirs(profile_name: str, own: bool, results, runs) -> tuple[Path, Path]:
+    """Where a chapter reads and writes records and runs: a reader's own runs (other seeds or
+    epochs than the profile's) go to ``_build/``, never beside the committed records."""
+    scratch = root() / SCRATCH
+    results = Path(results) if results is not None else (scratch / "results" if own else results_dir(profile_name))
+    runs = Path(runs) if runs is not None else (scratch / "runs" if own else runs_dir(profile_name))
+    return results, runs
+
+
+def records_of(name: str, profile_name: str = "cpu", *, device: str = "auto", seeds: list[int] | None = None,
+               epochs: int | None = None, data_dir: str | None = None, results: str | Path | None = None,
+               runs: str | Path | None = None) -> list[dict]:
+    """The records of experiment ``name`` under ``profile_name``: the committed ones read back as they
+    are, otherwise trained (what is missing; resumable)."""
+    own = seeds is not None or epochs is not None
+    results, runs = _dirs(profile_name, own, results, runs)
+    committed = load_records(results, profile_name, name) if is_committed(profile_name) and not own else []
+    if committed:
+        return committed
+    run_experiment(name, profile_name, results_dir=results, runs_dir=runs, device=device, seeds=seeds,
+                   epochs=epochs, data_dir=data_dir)
+    return load_records(results, profile_name, name)
+
+
+def show_experiment(name: str, profile_name: str = "cpu", **kwargs) -> list[dict]:
+    """Show experiment ``name`` as a chapter does: its table (paper beside ours, paired gains and
+    outcomes), its effects if it declares any, the paper's conclusion beside ours, and where the
+    numbers come from. Keyword arguments go to :func:`records_of`. Returns the records."""
+    from IPython.display import Markdown, display
+
+    records = records_of(name, profile_name, **kwargs)
+    own = kwargs.get("seeds") is not None or kwargs.get("epochs") is not None
+    results, _ = _dirs(profile_name, own, kwargs.get("results"), kwargs.get("runs"))
+    exp = experiment(name)
+    display(Markdown(f"**{exp.title}** ({_scale(profile_name)})"))
+    display(narrow(experiment_table(name, results, profile_name)))
+    if (changes := effects(name, records)).shape[0]:
+        display(changes.set_index("effect").drop(columns=["from", "to"]))
+    display(Markdown(f"*Paper:* {exp.conclusion}\n\n*Ours:* {findings(decisions(name, records))}"))
+    print(provenance_label(records))
+    return records
+
+
+def narrow(table):
+    """An experiment table that fits the book's column: error with its spread and seeds in one cell,
+    the gains and the outcome; complexity stays where it is asked for (chapter 03)."""
+    table = table.copy()
+    if "n" in table:
+        table["ours err (%)"] = [f"{e} (n={n})" if n != "" else e for e, n in zip(table["ours err (%)"], table["n"])]
+    return table.drop(columns=[c for c in ("n", "params (M)", "MFLOPs") if c in table])
+
+
+def findings(made: list[Decision]) -> str:
+    """What a set of decided comparisons says, in the book's words: one clause per outcome, each
+    comparison with its paired gain (points, 95 % interval) and seeds. Generated, never typed in."""
+    if not made:
+        return "no comparison has paired seeds yet."
+    seen, parts = set(), []
+    for outcome in OUTCOMES:
+        same = []
+        for d in made:
+            if d.outcome == outcome and d.runs not in seen:
+                seen.add(d.runs)
+                same.append(f"{d.row} vs {d.baseline} {gain_text(d.comparison)} (n={d.comparison.n})")
+        if same:
+            parts.append(f"*{outcome}*: " + "; ".join(same))
+    return ". ".join(parts) + "."
+
+
+def show_conclusions(names: list[str], profile_name: str = "cpu"):
+    """Every distinct comparison of experiments ``names`` under ``profile_name``, counted once, with
+    its outcome (:func:`senet_core.experiments.conclusions`) and the provenance of the records."""
+    from IPython.display import display
+
+    table = conclusions(results_dir(profile_name), profile_name, names)
+    if not len(table):
+        print(f"No {profile_name}-profile records of these experiments under {results_dir(profile_name)}.")
+        return table
+    display(table.set_index("comparison"))
+    print(provenance_label([r for n in names for r in load_records(results_dir(profile_name), profile_name, n)]))
+    return table
+
+
+def _scale(profile_name: str) -> str:
+    if profile_name == "smoke":
+        return SMOKE_WARNING
+    return f"reduced scale, {profile_name} profile; gains in points, paired over seeds, with the 95 % interval"
+
+
+def show_excitations(profile_name: str = "cpu", device: str = "auto", data_dir: str | None = None):
+    """Figs. 6-7 and Section 7.2's observations for the reference model of ``profile_name`` (Table 16's
+    SE row, seed 0): the committed record read back, or measured (and, for a committed profile,
+    written) from the trained model. Returns the record."""
+    from IPython.display import display
+
+    from .plots import plot_excitation_spread, plot_excitations
+    from .role_of_se import excitations, observations
+
+    stats, classes, names, summary, record = excitations(profile_name, results_dir(profile_name),
+                                                         runs_dir(profile_name), device, data_dir,
+                                                         write=is_committed(profile_name))
+    blocks, scale = list(stats), _scale(profile_name).split(";")[0]
+    first, last = list(classes)[0], list(classes)[-1]
+    display(plot_excitations(stats, classes, blocks, channels=50, names=names,
+                             title=f"Fig. 6: excitations per class at several depths ({scale})"))
+    display(plot_excitation_spread(stats, {first: classes[first], last: classes[last]}, blocks, channels=50,
+                                   names=names, title=f"Fig. 7: mean and std within a class ({scale})"))
+    display(summary.round(3))
+    print("\n".join("- " + line for line in observations(summary)))
+    if record["provenance"].get("profile"):
+        print(provenance_label([{"provenance": record["provenance"], "seed": record["seed"]}]))
+    return record

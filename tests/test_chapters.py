@@ -1,0 +1,98 @@
+"""What a chapter shows: committed records found from anywhere, read back without training, a
+reader's own runs kept apart, and findings generated from the decisions."""
+from pathlib import Path
+
+import pytest
+
+from senet_core import chapters
+from senet_core.experiments import Decision, decisions
+from senet_core.results import load_records
+from senet_core.stats import paired
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_the_committed_records_are_found_from_any_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert chapters.root() == REPO
+    assert chapters.results_dir("cpu") == REPO / "results"
+    assert chapters.results_dir("pilot_long") == REPO / "results"
+    assert chapters.results_dir("smoke") == REPO / "_build" / "results"
+    assert chapters.runs_dir("smoke") == REPO / "_build" / "runs"
+    monkeypatch.chdir(REPO / "notebooks")
+    assert chapters.results_dir("cpu") == REPO / "results"
+
+
+def test_committed_records_are_read_back_and_never_retrained(monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("a committed experiment was retrained")
+
+    monkeypatch.setattr(chapters, "run_experiment", no_training)
+    records = chapters.records_of("table15_se_3x3", "cpu")
+    assert records == load_records(REPO / "results", "cpu", "table15_se_3x3") and records
+
+
+def test_a_readers_own_seeds_or_epochs_train_under_build_not_beside_the_committed_records(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_run(name, profile_name, results_dir, runs_dir, **kwargs):
+        seen.update(results=Path(results_dir), runs=Path(runs_dir), **kwargs)
+
+    monkeypatch.setattr(chapters, "run_experiment", fake_run)
+    monkeypatch.setattr(chapters, "root", lambda: tmp_path)
+    chapters.records_of("table15_se_3x3", "cpu", seeds=[7])
+    assert seen["results"] == tmp_path / "_build" / "results" and seen["runs"] == tmp_path / "_build" / "runs"
+    assert seen["seeds"] == [7]
+    chapters.records_of("table15_se_3x3", "cpu", epochs=1)
+    assert seen["results"] == tmp_path / "_build" / "results" and seen["epochs"] == 1
+    chapters.records_of("table15_se_3x3", "smoke")            # smoke is never committed: it always runs
+    assert seen["results"] == tmp_path / "_build" / "results"
+
+
+def _decision(row, gains, outcome, runs):
+    return Decision("table10_reduction_ratio", row, "no SE", runs, paired({s: 20.0 for s in range(len(gains))},
+                    {s: 20.0 - g for s, g in enumerate(gains)}), 1.0, "better", 0.01, outcome)
+
+
+def test_findings_name_each_comparison_once_under_its_outcome():
+    made = [_decision("r = 16", [1.0, 1.2, 0.8], "holds", ("a", "b")),
+            _decision("SE", [1.0, 1.2, 0.8], "holds", ("a", "b")),           # the same runs: said once
+            _decision("r = 2", [-1.0, 0.5, 0.1], "inconclusive", ("c", "b"))]
+    text = chapters.findings(made)
+    assert text.startswith("*holds*: r = 16 vs no SE +1.00 [")
+    assert "SE vs no SE" not in text.replace("r = 16 vs no SE", "")
+    assert "*inconclusive*: r = 2 vs no SE -0.13 [" in text and "(n=3)" in text
+    assert chapters.findings([]) == "no comparison has paired seeds yet."
+
+
+def test_show_experiment_shows_the_table_the_outcomes_and_the_provenance(capsys, monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    records = chapters.show_experiment("table15_se_3x3", "cpu")
+    texts = [getattr(obj, "data", None) or obj.to_string() for obj in shown]
+    assert "reduced scale, cpu profile" in texts[0]
+    table = shown[1]
+    assert "MFLOPs" not in table.columns and "params" not in table.columns
+    assert any("(n=" in str(v) for v in table.to_numpy().ravel())
+    for d in decisions("table15_se_3x3", records):
+        assert f"*{d.outcome}*" in texts[-1]
+    assert "measured at reduced scale: cpu profile" in capsys.readouterr().out
+
+
+def test_the_committed_excitation_record_belongs_to_the_current_reference_run():
+    from senet_core import role_of_se as rs
+
+    record = rs.read_excitation_record(REPO / "results", "cpu")
+    assert record is not None, "results/cpu has no excitation record: run chapter 10 with profile='cpu'"
+    assert record["provenance"]["run"] == rs.reference_run_dir("runs/experiments", "cpu").name
+    trained = [r for r in load_records(REPO / "results", "cpu", rs.REFERENCE_EXPERIMENT)
+               if r["row"] == rs.REFERENCE_ROW and r["seed"] == rs.REFERENCE_SEED]
+    assert record["provenance"]["commit"] == trained[0]["provenance"]["commit"]
+
+
+@pytest.mark.parametrize("profile_name", ["smoke", "gpu"])
+def test_only_the_study_and_the_pilot_are_committed(profile_name):
+    assert not chapters.is_committed(profile_name)
+    assert chapters.is_committed("cpu") and chapters.is_committed("pilot_28px")
