@@ -382,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(the protocol or regime changed), each listed in the ledger as discarded with REASON")
     p.add_argument("--study", action="store_true",
                    help="the profile's study rule for the seeds (experiments.yaml: study): each comparison "
-                        "gets its seeds, then more while its 95 %% interval holds both 0 and the paper's gain")
+                        "gets its seeds, then more (up to the rule's max) while it is inconclusive as its table "
+                        "decides it, after Holm's correction")
     p.add_argument("--until-halfwidth", type=positive_float, metavar="H",
                    help="add seeds to each comparison until its 95 %% interval is narrower than +/- H points")
     p.add_argument("--max-seeds", type=positive_int, default=20, help="with --until-halfwidth (default 20)")
