@@ -7,7 +7,11 @@ STAMP  := $(VENV)/.installed
 # Real offline data for the tests and the reduced-scale runs: Debian's dataset-fashion-mnist.
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: test book smoke complexity install clean data
+# The browser tests/test_browser.py drives through Playwright: Debian's chromium (Playwright's own
+# browser downloads are not used).
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: test book smoke complexity install clean data browser
 
 # PyPI's torch is the CUDA build: about 6 GB installed, and pip holds about 2.6 GB of downloads while it
 # runs. A first install refuses early, with the numbers, rather than fail half-way with a full disk.
@@ -40,6 +44,18 @@ $(FASHION_MNIST):
 
 data: $(FASHION_MNIST)
 
+$(CHROMIUM):
+	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; \
+	elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "Chromium is missing: install the Debian package chromium (the browser tests/test_browser.py"; \
+		echo "drives expects it at $(CHROMIUM))"; exit 1; \
+	fi
+
+browser: $(CHROMIUM)
+
 # The book: execute every chapter with papermill (PROFILE=cpu|smoke|gpu), then build the HTML from the
 # executed copies into _build/html, Sphinx warnings treated as errors. The published book is the cpu
 # profile: the committed records of our reduced-scale study, read back (what is missing is trained).
@@ -58,6 +74,7 @@ $(MATHJAX):
 book: $(STAMP) $(FASHION_MNIST) $(MATHJAX)
 	$(VENV)/bin/senet reproduce --profile $(PROFILE) --jobs 2 --output $(SITE)/notebooks
 	rm -rf $(SITE)/book && cp -r book _config.yml _toc.yml $(SITE)/
+	$(VENV)/bin/senet report --headline --profile $(if $(filter gpu,$(PROFILE)),gpu,cpu) --output $(SITE)/book/headline.md
 	$(VENV)/bin/jupyter-book build $(SITE) --path-output . -W -n --quiet
 
 # Every chapter executed with the smoke profile (tiny data, one epoch): the training paths run.
@@ -65,8 +82,9 @@ smoke: $(STAMP) $(FASHION_MNIST)
 	$(VENV)/bin/senet reproduce --profile smoke --jobs 2 --output _build/smoke
 
 # Unit tests, then nbval over every stored notebook (cells tagged nbval-check-output compared strictly:
-# the committed results among them), and the built book's HTML checked by tests/test_book_html.py.
-test: $(STAMP) $(FASHION_MNIST) book smoke
+# the committed results among them), and the built book's HTML checked by tests/test_book_html.py and,
+# in headless Chromium, by tests/test_browser.py (screenshots of every page in _build/screenshots).
+test: $(STAMP) $(FASHION_MNIST) $(CHROMIUM) book smoke
 	$(PY) -m pytest -n 2 --dist loadfile --nbval-lax --nbval-sanitize-with $(CURDIR)/nbval_sanitize.cfg tests notebooks
 
 complexity: $(STAMP)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .experiments import (Decision, conclusions, decisions, effects, experiment, experiment_table,
-                          gain_text, run_experiment)
+                          gain_text, profile, run_experiment)
 from .results import load_records, provenance_label
 from .stats import OUTCOMES
 
@@ -72,6 +72,21 @@ def records_of(name: str, profile_name: str = "cpu", *, device: str = "auto", se
     return load_records(results, profile_name, name)
 
 
+def show_table(frame) -> None:
+    """Display a DataFrame whose cells may hold several lines ("\\n"), each on its own line."""
+    from html import escape
+
+    from IPython.display import HTML, display
+
+    def cell(value) -> str:
+        return escape(str(value)).replace("\n", "<br>")
+
+    head = "".join(f"<th>{cell(c)}</th>" for c in [frame.index.name or ""] + list(frame.columns))
+    body = "".join("<tr><th>" + cell(i) + "</th>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>"
+                   for i, row in zip(frame.index, frame.itertuples(index=False)))
+    display(HTML(f'<table class="dataframe"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'))
+
+
 def show_experiment(name: str, profile_name: str = "cpu", **kwargs) -> list[dict]:
     """Show experiment ``name`` as a chapter does: its table (paper beside ours, paired gains and
     outcomes), its effects if it declares any, the paper's conclusion beside ours, and where the
@@ -86,23 +101,26 @@ def show_experiment(name: str, profile_name: str = "cpu", **kwargs) -> list[dict
     display(narrow(experiment_table(name, results, profile_name)))
     if (changes := effects(name, records)).shape[0]:
         display(changes.set_index("effect").drop(columns=["from", "to"]))
-    display(Markdown(f"*Paper:* {exp.conclusion}\n\n*Ours:* {findings(decisions(name, records))}"))
+    rule = profile(profile_name).study.get("max") if is_committed(profile_name) else None
+    display(Markdown(f"*Paper:* {exp.conclusion}\n\n*Ours:* {findings(decisions(name, records), rule)}"))
     print(provenance_label(records))
     return records
 
 
 def narrow(table):
     """An experiment table that fits the book's column: error with its spread and seeds in one cell,
-    the gains and the outcome; complexity stays where it is asked for (chapter 03)."""
+    the gains and the outcome; complexity stays where it is asked for (chapter 3)."""
     table = table.copy()
     if "n" in table:
         table["ours err (%)"] = [f"{e} (n={n})" if n != "" else e for e, n in zip(table["ours err (%)"], table["n"])]
     return table.drop(columns=[c for c in ("n", "params (M)", "MFLOPs") if c in table])
 
 
-def findings(made: list[Decision]) -> str:
+def findings(made: list[Decision], max_seeds: int | None = None) -> str:
     """What a set of decided comparisons says, in the book's words: one clause per outcome, each
-    comparison with its paired gain (points, 95 % interval) and seeds. Generated, never typed in."""
+    comparison with its paired gain (points, 95 % interval) and seeds. Generated, never typed in.
+    With ``max_seeds`` (the study's rule), an inconclusive comparison with fewer seeds says that the
+    study has not finished it."""
     if not made:
         return "no comparison has paired seeds yet."
     seen, parts = set(), []
@@ -111,7 +129,10 @@ def findings(made: list[Decision]) -> str:
         for d in made:
             if d.outcome == outcome and d.runs not in seen:
                 seen.add(d.runs)
-                same.append(f"{d.row} vs {d.baseline} {gain_text(d.comparison)} (n={d.comparison.n})")
+                n = d.comparison.n
+                open_ = outcome == "inconclusive" and max_seeds is not None and n < max_seeds
+                same.append(f"{d.row} vs {d.baseline} {gain_text(d.comparison)} (n={n}"
+                            + (f"; the study's rule asks for more seeds, up to {max_seeds})" if open_ else ")"))
         if same:
             parts.append(f"*{outcome}*: " + "; ".join(same))
     return ". ".join(parts) + "."

@@ -9,6 +9,7 @@ import fnmatch
 import json
 import os
 import sys
+from pathlib import Path
 
 
 class UsageError(Exception):
@@ -230,6 +231,25 @@ def _cmd_pilot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .chapters import results_dir
+    from .experiments import conclusions
+    from .report import conclusion, headline, markdown_table, reproduction_report, summary
+
+    where = Path(args.results_dir) if args.results_dir else results_dir(args.profile)
+    report = reproduction_report(where, args.profile)
+    if args.headline:
+        text = markdown_table(headline(report, conclusions(where, args.profile)))
+    else:
+        text = "\n\n".join([markdown_table(summary(report)), markdown_table(report), conclusion(report)])
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+    return 0
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
@@ -408,6 +428,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_pilot)
+
+    p = sub.add_parser("report", help="the paper's claims beside our checks of them (Markdown)",
+                       description="The reproduction report as Markdown: the summary, every claim beside "
+                                   "our check of it, and the closing synthesis; --headline prints only the "
+                                   "book's landing-page table.")
+    p.add_argument("--profile", default="cpu", choices=("cpu", "gpu"),
+                   help="whose training records (cpu: the committed study)")
+    p.add_argument("--results-dir", help="default: the profile's (the committed results/ for cpu)")
+    p.add_argument("--headline", action="store_true", help="only the landing page's table")
+    p.add_argument("--output", help="write the Markdown to this file instead of printing it")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("reproduce", help="execute every chapter notebook with papermill",
                        description="Execute the book's notebooks with a profile's parameters, skipping "

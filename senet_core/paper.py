@@ -33,3 +33,56 @@ def paper_value(number: int, column: str, value: str, field: str) -> float | Non
     """A number from Table ``number``: ``paper_value(2, "model", "ResNet-50", "reimpl_gflops")``."""
     cell = paper_row(number, column, value)[field]
     return float(cell) if cell else None
+
+
+# How :func:`printed_table` names the paper's column groups and quantities.
+_GROUPS = {"original": "original", "reimpl": "re-impl.", "senet": "SE"}
+_QUANTITIES = {"gflops": "GFLOPs", "mflops": "MFLOPs", "params_M": "params (M)", "err": "error",
+               "ap": "AP", "ap_iou0.5": "AP@0.5", "extra_data": "extra data", "crop_size": "crop"}
+
+
+def _pair(row: dict, top1: str, top5: str, gain1: str | None = None, gain5: str | None = None) -> str:
+    """ "24.80 / 7.48", with the paper's improvement in brackets where it prints one: "23.29 / 6.62 (1.51 / 0.86)"."""
+    cell = " / ".join(row[c] or "-" for c in (top1, top5))
+    if gain1 and row.get(gain1):
+        cell += f" ({row[gain1]} / {row[gain5] or '-'})"
+    return cell
+
+
+def printed_table(number: int):
+    """Table ``number`` (2-16) as the paper prints it, narrow enough for a page: each top-1 / top-5 pair
+    in one cell (with the SE model's improvement in brackets), the reference beside the name, columns
+    named in words, and a footnote mark kept on its cell. A DataFrame indexed by the first column."""
+    import pandas as pd
+
+    rows = paper_table(number)
+    columns = list(rows[0])
+    key = columns[0]
+    out = []
+    for row in rows:
+        line = {key: " ".join(v for v in (row[key], row.get("ref", "")) if v)}
+        done = {key, "ref", "senet_model", "paper_model_name"}
+        for column in columns:
+            if column in done or column.endswith("footnote"):
+                continue
+            group, _, rest = column.partition("_")
+            if column.endswith("top1_err") or column.startswith("top1_err"):
+                top5 = column.replace("top1", "top5")
+                gain1 = column.replace("_err", "_improvement") if column.endswith("_err") else None
+                gain1 = gain1 if gain1 in row else None
+                prefix = f"{_GROUPS.get(group, group)} " if column.endswith("_top1_err") else ""
+                suffix = column.removeprefix("top1_err").replace("_or_", " / ").replace("_", " at ", 1) \
+                    if column.startswith("top1_err") else ""
+                label = f"{prefix}top-1 / top-5{suffix}" + (" (gain)" if gain1 else "")
+                line[label] = _pair(row, column, top5, gain1, gain1 and gain1.replace("top1", "top5"))
+                done |= {column, top5} | ({gain1, gain1.replace("top1", "top5")} if gain1 else set())
+            elif group in _GROUPS and rest in _QUANTITIES:
+                line[f"{_GROUPS[group]} {_QUANTITIES[rest]}"] = row[column]
+            else:
+                line[_QUANTITIES.get(column, column.replace("_", " "))] = row[column]
+            done.add(column)
+        marks = [row[c] for c in columns if c.endswith("footnote") and row[c]]
+        if marks:
+            line[key] += " " + " ".join(marks)
+        out.append(line)
+    return pd.DataFrame(out).set_index(key)

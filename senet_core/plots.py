@@ -1,6 +1,7 @@
 """The paper's figures, regenerated from data or from the code, in one plotting style.
 
-* Fig. 1 (:func:`draw_se_block`): the SE block, Eqs. 1-4, optionally coloured with real gates.
+* Fig. 1 (:func:`draw_se_block`): the SE block, Eqs. 1-4, optionally coloured with real gates
+  (one vector, or several, e.g. a trained block's mean gate per class).
 * Figs. 2-3 (:func:`draw_module`): one SE-Inception module or SE-ResNet unit, traced from a forward
   pass of the module itself rather than drawn by hand.
 * Fig. 4 (:func:`plot_training_curves`): validation error against epoch, baseline beside SE.
@@ -247,50 +248,79 @@ def _slab(ax, x: float, y: float, colours: Sequence, depth: float = 1.2, height:
                              closed=True, facecolor=colours[i], edgecolor=edge, linewidth=0.3))
 
 
-def _strip(ax, x: float, y: float, colours: Sequence, length: float = 1.6, side: float = 0.28) -> None:
-    """A 1 x 1 x C vector drawn as a vertical strip of C cells."""
+def _strip(ax, x: float, y: float, colours: Sequence, length: float = 1.6, side: float = 0.28,
+           gid: str | None = None) -> None:
+    """A 1 x 1 x C vector drawn as a vertical strip of C cells (channel 1 at the bottom)."""
     from matplotlib.patches import Rectangle
 
     n = len(colours)
     cell = length / n
     for i, colour in enumerate(colours):
         ax.add_patch(Rectangle((x, y + i * cell), side, cell, facecolor=colour, edgecolor="#333333",
-                               linewidth=0.3))
+                               linewidth=0.3, gid=gid))
 
 
-def draw_se_block(gates=None, max_channels: int = 32):
+def _gate_vectors(gates) -> dict[str, np.ndarray]:
+    """``gates`` as ``{label: 1-D array}``: a mapping as given, a single vector under the label ''."""
+    from collections.abc import Mapping
+
+    vectors = {str(k): _as_numpy(v).ravel() for k, v in gates.items()} if isinstance(gates, Mapping) \
+        else {"": _as_numpy(gates).ravel()}
+    if not vectors or any(v.size == 0 for v in vectors.values()):
+        raise ValueError("gates is empty: give a vector of gate values s, or a mapping of labels to vectors")
+    sizes = {v.size for v in vectors.values()}
+    if len(sizes) > 1:
+        raise ValueError(f"every gate vector must have the same number of channels, got sizes {sorted(sizes)}")
+    return vectors
+
+
+def draw_se_block(gates=None, max_channels: int = 32, title: str | None = None):
     """Fig. 1: a Squeeze-and-Excitation block, with the shapes of Eqs. 1-4.
 
     ``X`` (H' x W' x C') -> ``F_tr`` -> ``U`` (H x W x C) -> ``F_sq`` (Eq. 2) -> 1 x 1 x C ->
-    ``F_ex`` (Eq. 3) -> 1 x 1 x C -> ``F_scale`` (Eq. 4) -> ``X~`` (H x W x C). With ``gates`` (a 1-D
-    array of real gate values ``s``, e.g. one image's from :func:`senet_core.capture_gates`), the
-    excitation strip and the output channels are coloured by them (channels beyond ``max_channels``
-    are left out of the drawing); without, the colours are illustrative only.
+    ``F_ex`` (Eq. 3) -> 1 x 1 x C -> ``F_scale`` (Eq. 4) -> ``X~`` (H x W x C). ``gates`` is
+
+    * ``None``: illustrative colours only;
+    * a 1-D array of real gate values ``s`` (e.g. one image's, from :func:`senet_core.capture_gates`):
+      the excitation strip (channel 1 at the bottom) and the output channels are coloured by them;
+    * a mapping ``{label: 1-D array}`` (e.g. a trained block's mean gate per class): the diagram is
+      coloured by the first entry, and a panel under it shows every entry over all C channels, one
+      row per label, so that one sees how the recalibration differs between inputs.
+
+    Channels beyond ``max_channels`` are left out of the diagram (not of the panel). Colours are on
+    the absolute 0-1 scale of a sigmoid gate.
     """
     import matplotlib
     from matplotlib import cm, colors as mcolors
+    from matplotlib.patches import Rectangle
 
+    vectors = None if gates is None else _gate_vectors(gates)
     with style():
         cmap = matplotlib.colormaps["viridis"]
-        if gates is None:
+        if vectors is None:
             n = 12
             values = np.linspace(0.15, 0.95, n)[[3, 9, 1, 6, 11, 0, 8, 4, 10, 2, 7, 5]]
             caption = "illustrative gate colours"
         else:
-            values = _as_numpy(gates).ravel()
-            if values.size == 0:
-                raise ValueError("gates is empty")
-            caption = f"gate values s of a real SE block (C={values.size}" + (
-                f", first {max_channels} channels drawn)" if values.size > max_channels else ")")
+            first, values = next(iter(vectors.items()))
+            channels = values.size
+            drawn = f", first {max_channels} channels drawn" if channels > max_channels else ""
+            caption = f"gate values s of a real SE block{': ' + first if first else ''} (C={channels}{drawn})"
             values = values[:max_channels]
             n = values.size
         norm = mcolors.Normalize(0.0, 1.0)
         gate_colours = [cmap(norm(v)) for v in values]
         # U's channels get distinct neutral hues: F_tr's channels before any recalibration.
         feature_colours = [matplotlib.colormaps["tab20c"](i % 20) for i in range(n)]
-        scaled = [mcolors.to_rgba(c, alpha=0.25 + 0.75 * float(v)) for c, v in zip(feature_colours, values)]
+        scaled = [mcolors.to_rgba(c, alpha=0.25 + 0.75 * float(np.clip(v, 0, 1)))
+                  for c, v in zip(feature_colours, values)]
 
-        fig, axes = _figure(1, 1, (10, 3.4))
+        panel = vectors is not None and len(vectors) > 1
+        if panel:
+            fig, axes = _figure(2, 1, (10, 3.9 + 0.3 * len(vectors)),
+                                gridspec_kw={"height_ratios": [3.4, 0.5 + 0.3 * len(vectors)]})
+        else:
+            fig, axes = _figure(1, 1, (10, 3.4))
         ax = axes[0, 0]
         _slab(ax, 0.0, 0.6, ["#bbbbbb"] * 6, depth=0.9, height=1.4, width=0.8)
         ax.text(0.6, 0.25, "X\nH'×W'×C'", ha="center", va="top", fontsize=9)
@@ -304,7 +334,7 @@ def draw_se_block(gates=None, max_channels: int = 32):
         ax.text(6.45, 0.55, "z\n1×1×C", ha="center", va="top", fontsize=9)
         _arrow(ax, (6.8, 1.6), (7.8, 1.6))
         ax.text(7.3, 1.75, r"$F_{ex}(\cdot,\mathbf{W})$", ha="center", fontsize=10)
-        _strip(ax, 8.0, 0.8, gate_colours)
+        _strip(ax, 8.0, 0.8, gate_colours, gid="s")
         ax.text(8.15, 0.55, "s\n1×1×C", ha="center", va="top", fontsize=9)
         _arrow(ax, (8.5, 1.6), (9.4, 1.6))
         ax.text(8.95, 1.75, r"$F_{scale}(\cdot,\cdot)$", ha="center", fontsize=10)
@@ -317,11 +347,23 @@ def draw_se_block(gates=None, max_channels: int = 32):
         ax.set_xlim(-0.4, 11.6)
         ax.set_ylim(-0.6, 3.0)
         _blank(ax)
-        sm = cm.ScalarMappable(norm=norm, cmap=cmap)
-        bar = fig.colorbar(sm, ax=ax, fraction=0.025, pad=0.01)
-        bar.set_label("gate $s_c$ (Eq. 3)")
         ax.text(5.6, -0.55, caption, ha="center", fontsize=8, color="#555555")
-        ax.set_title("Fig. 1: A Squeeze-and-Excitation block")
+        ax.set_title(title or "Fig. 1: A Squeeze-and-Excitation block")
+        if panel:
+            rows = axes[1, 0]
+            matrix = np.stack(list(vectors.values()))
+            rows.imshow(matrix, cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
+            rows.set_yticks(range(len(vectors)), list(vectors))
+            rows.grid(False)
+            label = f"channel c of s (all {matrix.shape[1]})"
+            if matrix.shape[1] > max_channels:   # the channels the diagram above draws
+                rows.add_patch(Rectangle((-0.5, -0.5), max_channels, len(vectors), fill=False,
+                                         edgecolor="white", linewidth=1.2, linestyle="--"))
+                label = f"channel c of s (all {matrix.shape[1]}; dashed: the {max_channels} drawn above)"
+            rows.set_xlabel(label)
+        sm = cm.ScalarMappable(norm=norm, cmap=cmap)
+        bar = fig.colorbar(sm, ax=list(axes[:, 0]), fraction=0.025, pad=0.01)
+        bar.set_label("gate $s_c$ (Eq. 3)")
     return fig
 
 

@@ -613,6 +613,30 @@ def markdown_table(table) -> str:
     return format_table([str(c) for c in frame.columns], rows, markdown=True)
 
 
+def claims_table(report):
+    """The report narrow enough for a page: ``#``, claim, paper, ours, and agreement with where ours
+    comes from (*exact*, *arithmetic*, a chapter, or a numbered note for measured records); returns
+    ``(table, notes)``, the notes being the provenance of each measured source, numbered."""
+    notes: list[str] = []
+    source = []
+    for status, provenance in zip(report["status"], report["provenance"]):
+        if status == "measured at reduced scale":
+            if provenance not in notes:
+                notes.append(provenance)
+            source.append(f"measured [{notes.index(provenance) + 1}]")
+        elif status.startswith("measured in chapter"):
+            source.append(status.removeprefix("measured in "))
+        else:
+            source.append({"not run here": "paper only", "reduced scale: not run yet": "not run yet"}.get(status, status))
+    table = report[["#", "claim", "paper", "ours"]].copy()
+    table["agrees"] = [a if a != "n/a" else "" for a in report["agrees"]]
+    table["from"] = source
+    kinds = {status: provenance for status, provenance in zip(report["status"], report["provenance"])
+             if status in ("exact", "arithmetic")}
+    return table, [f"*{status}*: {provenance}" for status, provenance in sorted(kinds.items(), reverse=True)] + \
+        [f"[{i}] {note}" for i, note in enumerate(notes, 1)]
+
+
 def _status_order(statuses) -> list[str]:
     first = ["exact", "arithmetic", "measured at reduced scale", "reduced scale: not run yet"]
     rest = sorted(s for s in set(statuses) if s not in first and s != "not run here")
@@ -655,48 +679,63 @@ def _ids(report, mask) -> str:
     return ", ".join(ids) if ids else "none"
 
 
+# How the closing synthesis words each outcome of a training claim: (lead-in, what it means).
+_OUTCOME_SAID = {
+    "holds": ("Held at reduced scale", "the interval of SE's gain excludes 0 in the paper's direction"),
+    "contradicted": ("Contradicted at reduced scale", "the interval excludes 0 the other way"),
+    "equivalent": ("Within the paper's effect of 0",
+                   "no gain as large as the paper's, or, for an 'about equal' claim, equal as the paper says"),
+    "inconclusive": ("Not decided at reduced scale", "the interval is too wide to say either"),
+}
+
+
+def _claim_list(report, mask) -> list[str]:
+    """A claim a line, in the paper's words, with its number and, where one stands in, our network."""
+    notes = {e["id"]: e["ours"].get("note") for e in claims()}
+    return [f"  * {claim.rstrip('.')} (claim {i}" + (f"; {notes[i]}" if notes.get(i) else "") + ")"
+            for i, claim in zip(report.loc[mask, "#"], report.loc[mask, "claim"])]
+
+
 def conclusion(report) -> str:
-    """A closing paragraph (Markdown) read off the report: what holds here and what we cannot confirm."""
+    """The report's closing synthesis (Markdown), written from its rows: what agrees exactly, what held
+    at reduced scale, what did not, what could not be decided, and what this project cannot test."""
     entries = {e["id"]: e for e in claims()}
     status, agrees = report["status"], report["agrees"]
     lines = []
-    exact = status == "exact"
-    if exact.any():
+    exact, arithmetic = status == "exact", status == "arithmetic"
+    if exact.any() or arithmetic.any():
+        explained = _ids(report, exact & (agrees == "no (explained)"))
+        unexplained = exact & (agrees == "no")
         lines.append(
-            f"* **Architecture and complexity** ({int(exact.sum())} claims, exact): "
-            f"{int((exact & (agrees == 'yes')).sum())} agree with the paper within the project's tolerances "
-            f"(claims {_ids(report, exact & (agrees == 'yes'))}). Misses explained in "
-            f"`senet_core.complexity.EXPLAINED_MISSES`: {_ids(report, exact & (agrees == 'no (explained)'))}. "
-            f"Unexplained disagreements: {_ids(report, exact & (agrees == 'no'))}.")
-    arithmetic = status == "arithmetic"
-    if arithmetic.any():
-        lines.append(
-            f"* **Arithmetic on the printed numbers** ({int(arithmetic.sum())} claims): "
-            f"{int((arithmetic & (agrees == 'yes')).sum())} reproduce the printed figure "
-            f"(claims {_ids(report, arithmetic & (agrees == 'yes'))}); not reproduced: "
-            f"{_ids(report, arithmetic & (agrees != 'yes'))}.")
+            f"**The architectures are the paper's.** Of {_count(int(exact.sum()), 'claim', 'claims')} about "
+            f"architecture and complexity, checked exactly on our models, "
+            f"{int((exact & (agrees == 'yes')).sum())} agree within the project's tolerances"
+            + (f"; the misses ({explained}) are networks whose sources do not give the paper's budget, and "
+               f"chapter 3 says why" if explained != "none" else "")
+            + (f"; {int(unexplained.sum())} disagree without explanation ({_ids(report, unexplained)})"
+               if unexplained.any() else "; none disagrees without an explanation")
+            + f". {int((arithmetic & (agrees == 'yes')).sum())} of {int(arithmetic.sum())} figures derived from "
+              f"the paper's own numbers follow from them.")
     measured = status == "measured at reduced scale"
-    waiting = status == "reduced scale: not run yet"
     if measured.any():
-        said = {"holds": "hold (the interval excludes 0 in the paper's direction)",
-                "contradicted": "are contradicted (the interval excludes 0 the other way)",
-                "equivalent": "are equivalent (ours is within the paper's effect of 0: smaller than the paper's, "
-                              "or, for an 'about equal' claim, as the paper says)",
-                "inconclusive": "are inconclusive (the interval holds 0 and is wider than the paper's effect)"}
-        parts = [f"claims {_ids(report, measured & (agrees == o))} {said[o]}" for o in OUTCOMES
-                 if (measured & (agrees == o)).any()]
         lines.append(
-            f"* **Training claims at reduced scale** ({_count(int(measured.sum()), 'claim', 'claims')}; Fashion-MNIST, the direction "
-            f"of SE's effect, never the ImageNet number): {'; '.join(parts)}.")
+            f"**Training, at reduced scale** ({_count(int(measured.sum()), 'claim', 'claims')}; Fashion-MNIST, "
+            f"the direction and rough size of SE's effect, never the paper's ImageNet number):")
+        for outcome in OUTCOMES:
+            mask = measured & (agrees == outcome)
+            if mask.any():
+                lead, meaning = _OUTCOME_SAID[outcome]
+                lines.append(f"* *{lead}* ({meaning}):\n" + "\n".join(_claim_list(report, mask)))
+    waiting = status == "reduced scale: not run yet"
     if waiting.any():
         lines.append(
-            f"* **Reduced-scale runs missing** for claims {_ids(report, waiting)}: their records are not in the "
-            f"results folder yet (`senet experiments --profile cpu` writes them), so this report says nothing "
+            f"**Not run yet** at reduced scale: claims {_ids(report, waiting)}. Their records are not in the "
+            f"results folder (`senet experiments --profile cpu` writes them), so this report says nothing "
             f"about them.")
     timing = status.str.startswith("measured in chapter")
     if timing.any():
-        lines.append(f"* **Timing** (claims {_ids(report, timing)}) depends on hardware; the chapters measure the "
-                     f"relative overhead on the reader's machine.")
+        lines.append(f"**Timing** (claims {_ids(report, timing)}) depends on the hardware: chapter 3 sets the "
+                     f"measured ratio of SE-ResNet-50 to ResNet-50 beside the paper's.")
     not_run = report.loc[status == "not run here", "#"]
     if len(not_run):
         needs: dict[tuple[str, str], list[int]] = {}
@@ -706,6 +745,40 @@ def conclusion(report) -> str:
             needs.setdefault(why, []).append(int(i))
         parts = "; ".join(f"{_count(len(ids), one, many)} ({', '.join(map(str, ids))})"
                           for (one, many), ids in needs.items())
-        lines.append(f"* **Cannot be confirmed here** ({len(not_run)} claims): {parts}. The paper's ImageNet, "
+        lines.append(f"**What this project cannot test** ({len(not_run)} claims): {parts}. The paper's ImageNet, "
                      f"Places365 and COCO numbers, and the ensemble's test-set result, stay the paper's.")
-    return "\n".join(lines)
+    return "\n\n".join(lines)
+
+
+def headline(report, outcomes=None):
+    """The landing page's table (a DataFrame): each kind of claim, how it is checked, how many there
+    are and what came out; ``outcomes`` (:func:`senet_core.experiments.conclusions`) adds the distinct
+    training comparisons by outcome."""
+    import pandas as pd
+
+    status, agrees = report["status"], report["agrees"]
+
+    def tally(mask, order) -> str:
+        counts = agrees[mask].value_counts()
+        said = {"yes": "agree", "holds": "hold", "no (explained)": "explained misses"}
+        return ", ".join(f"{counts[a]} {said.get(a, a)}" for a in order if counts.get(a, 0))
+
+    exact, arithmetic = status == "exact", status == "arithmetic"
+    measured = status == "measured at reduced scale"
+    timing = status.str.startswith("measured in chapter")
+    not_run = status.isin(["not run here", "reduced scale: not run yet"])
+    trained = tally(measured, OUTCOMES)
+    if outcomes is not None and len(outcomes):
+        per = (outcomes["outcome"].value_counts())
+        trained += ("; of the " + str(len(outcomes)) + " distinct comparisons behind them: "
+                    + ", ".join(f"{per[o]} {'hold' if o == 'holds' else o}" for o in OUTCOMES if per.get(o, 0)))
+    rows = [
+        ("Architecture and complexity", "exact: counted from our models", int(exact.sum()),
+         tally(exact, ("yes", "no (explained)", "no"))),
+        ("Arithmetic on the paper's numbers", "exact: computed from the printed numbers", int(arithmetic.sum()),
+         tally(arithmetic, ("yes", "no"))),
+        ("Training results", "measured at reduced scale: Fashion-MNIST, paired seeds", int(measured.sum()), trained),
+        ("Timing", "measured: ratios on a CPU", int(timing.sum()), "chapter 3"),
+        ("Needs the paper's data or compute", "not run here", int(not_run.sum()), "the paper's numbers stand"),
+    ]
+    return pd.DataFrame([r for r in rows if r[2]], columns=["claims", "checked", "n", "result"]).set_index("claims")

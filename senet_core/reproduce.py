@@ -146,8 +146,8 @@ def reproduce(profile: str = "smoke", only: str | None = None, jobs: int = 1, ou
 
 
 # How the book shows the executed copies: the install cell matters only in Colab or Binder, and the
-# parameters papermill injected are folded away (one click shows which profile ran).
-BOOK_TAGS = {"install": "remove-cell", "injected-parameters": "hide-input"}
+# parameters cell and the values papermill injected are folded away (one click shows which profile ran).
+BOOK_TAGS = {"install": "remove-cell", "parameters": "hide-input", "injected-parameters": "hide-input"}
 
 
 def _tag_for_the_book(path: Path) -> None:

@@ -298,6 +298,25 @@ def statistics_from_record(record: dict) -> tuple[dict, dict, dict, "object"]:
     return stats, classes, record["names"], pd.DataFrame(record["summary"]).set_index("block")
 
 
+def class_mean_gates(record: dict, classes: Sequence[int] | None = None,
+                     block: str | None = None) -> tuple[str, dict[str, torch.Tensor]]:
+    """One block's mean gate ``s`` per class from :func:`excitation_record`'s JSON (Fig. 1, trained).
+
+    ``block=None`` takes the block whose class means differ most (the largest ``between-class
+    spread`` of the record's summary); ``classes=None`` every class of the record. Returns the block's
+    name and ``{class name: (C,) tensor}`` in the order of ``classes``.
+    """
+    stats, class_names, _, summary = statistics_from_record(record)
+    block = block if block is not None else str(summary["between-class spread"].idxmax())
+    if block not in stats:
+        raise ValueError(f"the record has no block {block!r}; its blocks: {', '.join(stats)}")
+    wanted = list(classes) if classes is not None else list(class_names)
+    unknown = [c for c in wanted if c not in class_names]
+    if unknown:
+        raise ValueError(f"the record has no class {unknown}; its classes: {class_names}")
+    return block, {class_names[c]: stats[block]["classes"][c]["mean"] for c in wanted}
+
+
 def observations(summary, spread_ratio: float = 1.5, saturated: float = 0.5) -> list[str]:
     """The paper's three Section 7.2 observations checked against ``layerwise_summary`` (sentences).
 

@@ -96,3 +96,50 @@ def test_the_committed_excitation_record_belongs_to_the_current_reference_run():
 def test_only_the_study_and_the_pilot_are_committed(profile_name):
     assert not chapters.is_committed(profile_name)
     assert chapters.is_committed("cpu") and chapters.is_committed("pilot_28px")
+
+
+def test_table1_is_shown_once_with_a_layer_a_line_and_the_papers_cell_where_ours_differs(monkeypatch):
+    import IPython.display
+
+    from senet_core.models.describe import architecture_table, table1_beside_paper
+
+    table = table1_beside_paper()
+    assert list(table.columns) == ["ResNet-50", "SE-ResNet-50", "SE-ResNeXt-50 (32x4d)", "cells as printed"]
+    assert table.iloc[2]["SE-ResNet-50"] == "conv 1x1, 64\nconv 3x3, 64\nconv 1x1, 256\nfc [16, 256]\n× 3"
+    assert set(table["cells as printed"]) == {"4 of 4"}
+    ours = architecture_table()
+    ours.iloc[3, 2] = "[conv 1x1, 128; conv 3x3, 128; conv 1x1, 512; fc [16, 512]] x 4"   # a wrong SE width
+    wrong = table1_beside_paper(ours)
+    assert wrong.iloc[3]["cells as printed"] == "3 of 4"
+    assert wrong.iloc[3]["SE-ResNet-50"].endswith("(paper: [conv 1x1, 128; conv 3x3, 128; conv 1x1, 512; fc [32, 512]] x 4)")
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    chapters.show_table(wrong)
+    html = shown[0].data
+    assert html.count("<tr>") == len(wrong) + 1 and "fc [16, 512]<br>× 4<br>(paper: " in html
+
+
+def test_the_papers_tables_print_narrow_with_pairs_in_one_cell_and_words_for_headers():
+    from senet_core.paper import paper_row, printed_table
+
+    table = printed_table(2)
+    assert list(table.columns) == ["original top-1 / top-5", "re-impl. top-1 / top-5", "re-impl. GFLOPs",
+                                   "SE top-1 / top-5 (gain)", "SE GFLOPs"]
+    row = paper_row(2, "model", "ResNet-50")
+    assert table.loc["ResNet-50 [13]", "SE top-1 / top-5 (gain)"] == \
+        f"{row['senet_top1_err']} / {row['senet_top5_err']} ({row['senet_top1_improvement']} / {row['senet_top5_improvement']})"
+    assert "Inception-ResNet-v2 [21] †" in table.index or any(i.endswith("†") for i in table.index)
+    assert list(printed_table(8).columns) == ["top-1 / top-5 at 224", "top-1 / top-5 at 320 / 299"]
+    assert list(printed_table(7).columns) == ["AP@0.5", "AP"]
+    for n in range(2, 17):
+        assert not any("_" in c for c in printed_table(n).columns), n
+
+
+def test_an_unfinished_inconclusive_comparison_says_the_study_wants_more_seeds():
+    made = [_decision("r = 2", [-1.0, 0.5, 0.1], "inconclusive", ("c", "b")),
+            _decision("r = 16", [1.0, 1.2, 0.8], "holds", ("a", "b"))]
+    text = chapters.findings(made, max_seeds=20)
+    assert "(n=3; the study's rule asks for more seeds, up to 20)" in text
+    assert text.count("asks for more") == 1                      # a decided comparison is finished
+    assert "asks for more" not in chapters.findings(made, max_seeds=3)

@@ -31,3 +31,13 @@ def test_module_entry_point_help():
 def test_bad_subcommand_exits_nonzero():
     out = subprocess.run([sys.executable, "-m", "senet_core", "fly"], capture_output=True, text=True)
     assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+def test_report_headline_is_a_markdown_table_read_from_the_given_records(tmp_path, capsys):
+    out = tmp_path / "book" / "headline.md"
+    assert main(["report", "--headline", "--results-dir", str(tmp_path / "none"), "--output", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "| claims | checked | n | result |"
+    assert any(line.startswith("| Architecture and complexity | exact") for line in lines)
+    # No training records there: the 15 training claims wait, counted with the claims not run here.
+    assert "| Needs the paper's data or compute | not run here | 58 |" in out.read_text()

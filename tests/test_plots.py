@@ -12,8 +12,8 @@ from senet_core import plots
 from senet_core.models.describe import (architecture_table, compare_architecture_table, input_shape_of,
                                         normalise_cell)
 from senet_core.paper import paper_table
-from senet_core.role_of_se import (excitation_record, excitation_statistics, last_block_of_each_stage,
-                                   layerwise_summary, observations, paper_block_name, read_excitation_record,
+from senet_core.role_of_se import (class_mean_gates, excitation_record, excitation_statistics,
+                                   last_block_of_each_stage, layerwise_summary, observations, paper_block_name, read_excitation_record,
                                    statistics_from_record, trace_se_block, write_excitation_record)
 
 
@@ -73,6 +73,59 @@ def test_draw_se_block_with_and_without_gates(small_se_net, batches):
     assert fig.axes[0].get_title().startswith("Fig. 1")
     with pytest.raises(ValueError):
         plots.draw_se_block(torch.tensor([]))
+
+
+def gate_strip_colours(fig):
+    """Face colours of the drawn s strip (channel 1 first)."""
+    return [tuple(p.get_facecolor()) for p in fig.axes[0].patches if p.get_gid() == "s"]
+
+
+def test_draw_se_block_colours_are_the_gates_it_is_given():
+    viridis = matplotlib.colormaps["viridis"]
+    gates = [0.1, 0.9, 0.5, 0.0]
+    assert gate_strip_colours(plots.draw_se_block(gates)) == [tuple(viridis(g)) for g in gates]
+    other = gate_strip_colours(plots.draw_se_block([0.9, 0.1, 0.5, 1.0]))
+    assert other != gate_strip_colours(plots.draw_se_block(gates)) and other[0] == tuple(viridis(0.9))
+    assert len(gate_strip_colours(plots.draw_se_block(torch.rand(40), max_channels=32))) == 32
+
+
+def test_draw_se_block_several_gate_vectors_one_row_each():
+    torch.manual_seed(0)
+    a, b = torch.rand(40), torch.rand(40)
+    fig = plots.draw_se_block({"class a": a, "class b": b}, title="Fig. 1: trained")
+    assert fig.axes[0].get_title() == "Fig. 1: trained"
+    # The diagram is coloured by the first vector; the panel holds every channel of both, in order.
+    viridis = matplotlib.colormaps["viridis"]
+    assert gate_strip_colours(fig) == [tuple(viridis(float(g))) for g in a[:32]]
+    panel = fig.axes[1]
+    assert panel.images[0].get_array().shape == (2, 40)
+    torch.testing.assert_close(torch.as_tensor(panel.images[0].get_array().data, dtype=torch.float32),
+                               torch.stack([a, b]))
+    assert [t.get_text() for t in panel.get_yticklabels()] == ["class a", "class b"]
+    assert any("class a" in t.get_text() and "C=40" in t.get_text() for t in fig.axes[0].texts)
+    single = plots.draw_se_block({"only": a})      # one vector: no panel
+    assert not any(ax.images for ax in single.axes)
+    with pytest.raises(ValueError, match="same number of channels"):
+        plots.draw_se_block({"a": torch.rand(8), "b": torch.rand(9)})
+    with pytest.raises(ValueError, match="empty"):
+        plots.draw_se_block({})
+
+
+def test_class_mean_gates_picks_the_most_class_specific_block(small_se_net, stats):
+    classes = {0: "a", 1: "b", 2: "c", 3: "d"}
+    summary = layerwise_summary(stats, list(classes), small_se_net)
+    record = excitation_record(stats, summary, classes, {b: b for b in stats}, {"profile": "cpu"})
+    block, gates = class_mean_gates(record, [3, 1])
+    assert block == summary["between-class spread"].idxmax()
+    assert list(gates) == ["d", "b"]
+    torch.testing.assert_close(gates["d"], stats[block]["classes"][3]["mean"], atol=1e-5, rtol=0)
+    first = list(stats)[0]
+    chosen, every = class_mean_gates(record, block=first)
+    assert chosen == first and list(every) == ["a", "b", "c", "d"]
+    with pytest.raises(ValueError, match="no class"):
+        class_mean_gates(record, [7])
+    with pytest.raises(ValueError, match="no block"):
+        class_mean_gates(record, block="layer9.0.se")
 
 
 def test_draw_module_resnet_bottleneck():

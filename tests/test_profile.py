@@ -1,6 +1,8 @@
 """Section 4 timings: the fast SE path computes what the plain one does, and profile_models."""
 import json
+import statistics
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,7 +11,8 @@ import torch.nn.functional as F
 from senet_core import NoSqueeze, SEBlock, SEConfig, capture_gates, create_model, se_modules
 from senet_core.models.cifar import PreActBasicBlock, PreActBottleneck
 from senet_core.models.resnet import Bottleneck
-from senet_core.profile import paired_times, profile_models
+from senet_core.profile import (PAPER_MS, ProfileReport, benchmark_results_path, committed_timing_table,
+                                measure_timing_table, paired_times, profile_models, timing_table)
 
 
 def plain_se(block, u, residual=None):
@@ -250,3 +253,116 @@ def test_cli_profile_json_emits_the_documented_fields(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["profile", "resnet20_cifar", "--mode", "inference"])
     assert exit_.value.code == 2
+
+
+# ---- Section 4's timing table -------------------------------------------------------------------------
+
+def ratio_text(ratios):
+    """'median [q1, q3]' of per-round ratios, computed here independently of senet_core."""
+    import numpy as np
+
+    q1, q3 = np.percentile(ratios, [25, 75])       # numpy's default is the inclusive method
+    return f"{statistics.median(ratios):.3f} [{q1:.3f}, {q3:.3f}]"
+
+
+def test_committed_timing_table_is_the_benchmark_files_raw_numbers():
+    path = benchmark_results_path()
+    assert path == Path(__file__).resolve().parent.parent / "benchmarks" / "results.json" and path.exists()
+    results = json.loads(path.read_text())
+    table, provenance = committed_timing_table()
+    checked = 0
+    for section in results["sections"]:
+        data = section["data"]
+        rows = {r["model"]: r for r in data.get("rows", [])}
+        base = data.get("baseline")
+        if f"se_{base}" not in rows:
+            continue
+        se = rows[f"se_{base}"]
+        row = table.loc[[m for m in table.index if m[1] == f"{base} → se_{base}" and
+                         f"batch {se['batch_size']}," in m[0] and "x".join(map(str, se["input_size"])) in m[0]
+                         and f"{data['provenance']['threads']} thread" in m[0]][0]]
+        ratios = [x / y for x, y in zip(se["times_ms"], rows[base]["times_ms"])]
+        assert row["ours ratio [IQR]"] == ratio_text(ratios), section["name"]
+        claim = "latency" if se["mode"] == "latency" else "train"
+        assert row["paper ratio"] == round(PAPER_MS[claim][1] / PAPER_MS[claim][0], 3)
+        checked += 1
+    assert checked == len(table) - (results["provenance"].get("gpu") is None) >= 1
+    assert table.loc[table.index[0], "paper ms"] == "164 → 167" and table.loc[table.index[0], "paper ratio"] == 1.018
+    p = results["provenance"]
+    assert p["cpu"] in provenance and f"torch {p['torch']}" in provenance and p["commit"] in provenance
+    assert p["date"][:10] in provenance
+
+
+def report_from(times_s, *, mode="latency", batch=1, steps=1, baseline="resnet20_cifar"):
+    labels = list(times_s)
+    return ProfileReport.from_times(times_s, baseline=baseline, mode=mode, images_per_call=batch * steps,
+                                    batch_size=batch, input_sizes={k: (3, 32, 32) for k in labels},
+                                    device=torch.device("cpu"))
+
+
+def test_timing_table_from_reports_per_step_times_and_paired_ratios():
+    latency = report_from({"resnet20_cifar": [0.010] * 4, "se_resnet20_cifar": [0.011, 0.012, 0.013, 0.0105]})
+    # A timed call of 3 SGD steps: the table shows ms per step.
+    train = report_from({"resnet20_cifar": [0.300] * 3, "se_resnet20_cifar": [0.330, 0.360, 0.390]},
+                        mode="train", batch=8, steps=3)
+    unpaired = report_from({"resnet20_cifar": [0.01], "resnet56_cifar": [0.02]})
+    batched = report_from({"resnet20_cifar": [0.01], "se_resnet20_cifar": [0.02]}, batch=8)  # no claim
+    table = timing_table([train, unpaired, batched, latency.as_dict()])
+    assert len(table) == 2
+    first, second = table.index
+    assert first[0].startswith("inference, batch 1, 3x32x32, CPU") and second[0].startswith("training step, batch 8")
+    assert table.loc[first, "ours ratio [IQR]"] == ratio_text([1.1, 1.2, 1.3, 1.05])
+    assert table.loc[first, "ours ms"] == "10.0 → 11.5" and table.loc[first, "paper ms"] == "164 → 167"
+    assert table.loc[second, "ours ms"] == "100.0 → 120.0" and table.loc[second, "paper ratio"] == 1.1
+    assert table.loc[second, "ours ratio [IQR]"] == ratio_text([1.1, 1.2, 1.3])
+
+
+def test_committed_timing_table_from_a_file(tmp_path):
+    sections = [{"name": "CPU", "data": report_from({"resnet20_cifar": [0.01, 0.01],
+                                                     "se_resnet20_cifar": [0.02, 0.03]}).as_dict(times=True)},
+                {"name": "study", "data": {"architectures": [], "overall": 1.3}}]
+    results = {"provenance": {"cpu": "Some CPU, 4 cores", "gpu": None, "torch": "9.9", "commit": "abc1234",
+                              "date": "2030-01-02T00:00:00+00:00"}, "sections": sections}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    table, provenance = committed_timing_table(path)
+    assert table["ours ratio [IQR]"].iloc[0] == ratio_text([2.0, 3.0])
+    assert table["ours ms"].iloc[-1] == "not measured (no GPU)" and table["paper ms"].iloc[-1] == "190 → 209"
+    assert "Some CPU, 4 cores" in provenance and "2030-01-02" in provenance and "abc1234" in provenance
+    # A run that timed the training step on a GPU needs no "not measured" row.
+    gpu = report_from({"resnet50": [0.19] * 2, "se_resnet50": [0.21] * 2}, mode="train", batch=256,
+                      baseline="resnet50").as_dict()
+    for row in gpu["rows"]:
+        row["device"] = "cuda:0"
+    sections.append({"name": "CUDA", "data": gpu})
+    path.write_text(json.dumps({**results, "provenance": {**results["provenance"], "gpu": "A GPU"}}))
+    table, _ = committed_timing_table(path)
+    assert len(table) == 2 and not table["ours ms"].str.startswith("not measured").any()
+    with pytest.raises(FileNotFoundError, match="measure_timing"):
+        committed_timing_table(tmp_path / "absent.json")
+
+
+def test_measure_timing_table_times_each_claim_where_it_can(monkeypatch):
+    import senet_core.profile as profile
+
+    calls = []
+
+    def fake_profile_models(models, **settings):
+        calls.append(settings)
+        se = [0.0105] * 3 if settings["mode"] == "latency" else [0.21] * 3
+        report = report_from({"resnet50": [0.01] * 3 if settings["mode"] == "latency" else [0.19] * 3,
+                              "se_resnet50": se}, mode=settings["mode"], batch=settings["batch_size"],
+                             baseline="resnet50")
+        return report
+
+    monkeypatch.setattr(profile, "profile_models", fake_profile_models)
+    table, provenance = measure_timing_table("cpu", repeats=3)
+    assert [(c["mode"], c["batch_size"], c["device"]) for c in calls] == [("latency", 1, "cpu")]
+    assert len(table) == 1 and table["ours ratio [IQR]"].iloc[0].startswith("1.050")
+    assert "measured now" in provenance
+    calls.clear()
+    monkeypatch.setattr(profile, "resolve_device", lambda device: torch.device("cuda:0"))
+    table, _ = measure_timing_table("auto", repeats=4)
+    assert [(c["mode"], c["batch_size"], c["device"]) for c in calls] == [("latency", 1, "cpu"),
+                                                                         ("train", 256, "cuda:0")]
+    assert len(table) == 2

@@ -9,7 +9,7 @@ from senet_core.complexity import EXPLAINED_MISSES
 from senet_core.experiments import experiment
 from senet_core.models import list_models
 from senet_core.report import (COMPUTATIONS, KINDS, QUANTITIES, _cost, check_claim, claims, conclusion, evaluate,
-                               reproduction_report, summary)
+                               headline, reproduction_report, summary)
 from senet_core.results import write_record
 
 SECTIONS = {"A": (1, 2), "B": (3, 10), "C": (11, 21), "D": (22, 47), "E": (48, 53), "F": (54, 63),
@@ -96,7 +96,8 @@ def test_report_builds_with_an_empty_results_dir(report):
     assert (waiting["agrees"] == "n/a").all()
     table = summary(report)
     assert table.loc["total", "total"] == 100
-    assert "Reduced-scale runs missing" in conclusion(report)
+    assert "**Not run yet** at reduced scale" in conclusion(report)
+    assert headline(report).loc["Needs the paper's data or compute", "n"] == 43 + 15   # 15 training claims wait
 
 
 def test_meta_device_counts_equal_a_real_forward_pass():
@@ -138,7 +139,12 @@ def test_reduced_scale_agreement_follows_the_records(tmp_path, se_errors, agrees
     assert row["provenance"].startswith("measured at reduced scale: cpu profile, fashion_mnist")
     assert "seeds 0, 1, 2" in row["provenance"]
     said = conclusion(pd.DataFrame([row]))
-    assert f"claims 30 {'hold' if agrees == 'holds' else 'are ' + agrees}" in said
+    lead = {"holds": "Held", "inconclusive": "Not decided", "contradicted": "Contradicted"}[agrees]
+    assert f"* *{lead} at reduced scale*" in said and "(claim 30; ResNet-18 stands in" in said
+    assert said.count("(claim ") == 1
+    top = headline(pd.DataFrame([row]))
+    assert list(top.index) == ["Training results"] and top.loc["Training results", "result"] == \
+        f"1 {'hold' if agrees == 'holds' else agrees}"
     assert "SE-ResNet-18 vs ResNet-18: top-1 error" in row["ours"] and f"3 seeds: {agrees}" in row["ours"]
 
 
@@ -164,3 +170,21 @@ def test_a_claim_of_several_comparisons_has_one_outcome(outcomes, said):
     from senet_core.report import claim_outcome
 
     assert claim_outcome(outcomes) == said
+
+
+def test_the_claims_table_is_narrow_and_numbers_each_measured_provenance_once(tmp_path, report):
+    from senet_core.report import claims_table
+
+    exp = "table02_imagenet_families"
+    for seed, (base, se) in enumerate(zip((12.0, 13.0, 14.0), (10.0, 11.0, 12.0))):
+        _write(tmp_path, exp, "ResNet-18", seed, base)
+        _write(tmp_path, exp, "SE-ResNet-18", seed, se)
+    rows = [check_claim(by_id(i), tmp_path, "cpu") for i in (3, 30, 1, 14)]
+    table, notes = claims_table(pd.DataFrame(rows))
+    assert list(table.columns) == ["#", "claim", "paper", "ours", "agrees", "from"]
+    assert list(table["from"]) == ["exact", "measured [1]", "paper only", "chapter 3"]
+    assert list(table["agrees"]) == ["yes", "holds", "", ""]
+    assert notes[0].startswith("*exact*: exact: computed from the model")
+    assert notes[-1] == "[1] " + rows[1]["provenance"] and len(notes) == 2
+    whole, whole_notes = claims_table(report)            # no records: no measured source
+    assert len(whole) == 100 and not any(n.startswith("[") for n in whole_notes)

@@ -17,6 +17,7 @@ from ..se import GATED_MODULES
 from .registry import create_model
 
 TABLE1_MODELS = ("resnet50", "se_resnet50", "se_resnext50_32x4d")
+TABLE1_NAMES = {"resnet50": "ResNet-50", "se_resnet50": "SE-ResNet-50", "se_resnext50_32x4d": "SE-ResNeXt-50 (32x4d)"}
 
 
 def _conv_text(conv: nn.Conv2d, stride: bool = False) -> str:
@@ -126,6 +127,32 @@ def compare_architecture_table(ours=None):
             lines.append({"row": i + 1, "column": column, "paper": p, "ours (exact)": o,
                           "match": normalise_cell(p) == normalise_cell(o)})
     return pd.DataFrame(lines)
+
+
+def _stacked(cell: str) -> str:
+    """A Table 1 cell with one layer a line, as the paper prints it: "[a; b] x 3" -> "a\\nb\\n× 3"."""
+    match = re.fullmatch(r"\[(.*)\] x (\d+)", cell)
+    if not match:
+        return cell
+    layers = re.split(r"; (?![^\[]*\])", match.group(1))       # not inside "fc [16, 256]"
+    return "\n".join(layers + [f"× {match.group(2)}"])
+
+
+def table1_beside_paper(ours=None):
+    """Table 1 once: our cells (one layer a line) and, per row, how many of its cells match the paper's
+    as printed (:func:`compare_architecture_table`); a cell that differs shows the paper's beside ours."""
+    comparison = compare_architecture_table(ours)
+    table = {}
+    for (row, column), cell in comparison.groupby(["row", "column"], sort=False):
+        cell = cell.iloc[0]
+        text = _stacked(cell["ours (exact)"])
+        table.setdefault(row, {})[column] = text if cell["match"] else f"{text}\n(paper: {cell['paper']})"
+    import pandas as pd
+
+    frame = pd.DataFrame.from_dict(table, orient="index").rename(columns=TABLE1_NAMES)
+    matched = comparison.groupby("row", sort=False)["match"]
+    frame["cells as printed"] = [f"{int(m.sum())} of {len(m)}" for _, m in matched]
+    return frame.set_index("output size")
 
 
 def input_shape_of(model: nn.Module, name: str, input_size: Sequence[int] = (3, 224, 224)) -> tuple[int, ...]:
