@@ -579,7 +579,7 @@ def check_claim(entry: dict, results_dir: str | Path = "results", profile: str =
     elif kind == "measured_elsewhere":
         chapter = ours["chapter"]
         status = f"measured in chapter {_chapter_number(chapter)}"
-        text = f"{ours.get('what', 'timing')}: notebooks/{chapter}.ipynb"
+        text = f"{ours.get('what', 'timing')}: chapter {_chapter_number(chapter)}"
         agrees, provenance = "n/a", "measured on the reader's hardware when that chapter runs"
     elif kind == "not_run":
         status, text, agrees, provenance = "not run here", ours["reason"], "n/a", "paper only"
@@ -614,23 +614,24 @@ def markdown_table(table) -> str:
 
 
 def claims_table(report):
-    """The report narrow enough for a page: ``#``, claim, paper, ours, and agreement with where ours
-    comes from (*exact*, *arithmetic*, a chapter, or a numbered note for measured records); returns
-    ``(table, notes)``, the notes being the provenance of each measured source, numbered."""
+    """The report narrow enough for a page: ``#``, claim, paper, ours, and whether ours agrees, with where
+    it comes from (*exact*, *arithmetic*, a chapter, or a numbered note for measured records); returns
+    ``(table, notes)``, the notes giving the provenance of each kind of source, measured ones numbered."""
     notes: list[str] = []
-    source = []
-    for status, provenance in zip(report["status"], report["provenance"]):
+    agrees = []
+    for status, agree, provenance in zip(report["status"], report["agrees"], report["provenance"]):
         if status == "measured at reduced scale":
             if provenance not in notes:
                 notes.append(provenance)
-            source.append(f"measured [{notes.index(provenance) + 1}]")
+            agrees.append(f"{agree} [{notes.index(provenance) + 1}]")
+        elif status in ("exact", "arithmetic"):
+            agrees.append(f"{agree}, {status}")
         elif status.startswith("measured in chapter"):
-            source.append(status.removeprefix("measured in "))
+            agrees.append(status.removeprefix("measured in "))
         else:
-            source.append({"not run here": "paper only", "reduced scale: not run yet": "not run yet"}.get(status, status))
+            agrees.append({"not run here": "not run", "reduced scale: not run yet": "not run yet"}.get(status, status))
     table = report[["#", "claim", "paper", "ours"]].copy()
-    table["agrees"] = [a if a != "n/a" else "" for a in report["agrees"]]
-    table["from"] = source
+    table["agrees"] = agrees
     kinds = {status: provenance for status, provenance in zip(report["status"], report["provenance"])
              if status in ("exact", "arithmetic")}
     return table, [f"*{status}*: {provenance}" for status, provenance in sorted(kinds.items(), reverse=True)] + \

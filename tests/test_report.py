@@ -181,9 +181,8 @@ def test_the_claims_table_is_narrow_and_numbers_each_measured_provenance_once(tm
         _write(tmp_path, exp, "SE-ResNet-18", seed, se)
     rows = [check_claim(by_id(i), tmp_path, "cpu") for i in (3, 30, 1, 14)]
     table, notes = claims_table(pd.DataFrame(rows))
-    assert list(table.columns) == ["#", "claim", "paper", "ours", "agrees", "from"]
-    assert list(table["from"]) == ["exact", "measured [1]", "paper only", "chapter 3"]
-    assert list(table["agrees"]) == ["yes", "holds", "", ""]
+    assert list(table.columns) == ["#", "claim", "paper", "ours", "agrees"]
+    assert list(table["agrees"]) == ["yes, exact", "holds [1]", "not run", "chapter 3"]
     assert notes[0].startswith("*exact*: exact: computed from the model")
     assert notes[-1] == "[1] " + rows[1]["provenance"] and len(notes) == 2
     whole, whole_notes = claims_table(report)            # no records: no measured source

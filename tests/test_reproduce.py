@@ -41,7 +41,7 @@ def test_profile_parameters_reach_the_notebooks_and_reruns_skip(book):
     assert outputs(book / "out" / "01_good.ipynb").strip() == "cpu runs"
 
 
-def test_executed_copies_hide_the_install_cell_and_fold_the_injected_parameters(book):
+def test_executed_copies_hide_the_install_and_parameters_cells_and_fold_the_injected_parameters(book):
     nb = nbformat.read(book / "notebooks" / "01_good.ipynb", as_version=4)
     install = nbformat.v4.new_code_cell("import json")
     install.metadata["tags"] = ["install"]
@@ -50,6 +50,7 @@ def test_executed_copies_hide_the_install_cell_and_fold_the_injected_parameters(
     reproduce("smoke", root=book, output="out", progress=False, only="01")
     tags = [c.metadata.get("tags", []) for c in nbformat.read(book / "out" / "01_good.ipynb", as_version=4).cells]
     assert ["install", "remove-cell"] in tags
+    assert ["parameters", "remove-cell"] in tags             # the defaults: the injected values say what ran
     assert ["injected-parameters", "hide-input"] in tags
 
 
