@@ -11,13 +11,14 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 # browser downloads are not used).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: test book smoke complexity install clean data browser
+.PHONY: test book smoke complexity install clean data browser colab constraints
 
 # PyPI's torch is the CUDA build: about 6 GB installed, and pip holds about 2.6 GB of downloads while it
 # runs. A first install refuses early, with the numbers, rather than fail half-way with a full disk.
 INSTALL_NEEDS_GB ?= 9
 
-$(STAMP): pyproject.toml
+# The exact versions installed are those of constraints.txt (pyproject.toml holds lower bounds only).
+$(STAMP): pyproject.toml constraints.txt
 	@dir=$$(dirname "$(VENV)"); while [ ! -d "$$dir" ]; do dir=$$(dirname "$$dir"); done; \
 	free=$$(df -Pk "$$dir" | awk 'NR == 2 {print int($$4 / 1048576)}'); \
 	if [ ! -d "$(VENV)" ] && [ "$$free" -lt $(INSTALL_NEEDS_GB) ]; then \
@@ -27,10 +28,17 @@ $(STAMP): pyproject.toml
 	fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,book]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,book]"
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Rewrite constraints.txt from what .venv holds now (its header, the lines above `# ---`, is kept).
+constraints:
+	@test -x $(PY) || { echo "no $(VENV): run make install first"; exit 1; }
+	{ sed -n '/^# ---/q;p' constraints.txt; echo '# ---'; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v -i '^senet[-_]core=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 $(FASHION_MNIST):
 	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
@@ -86,6 +94,13 @@ smoke: $(STAMP) $(FASHION_MNIST)
 # in headless Chromium, by tests/test_browser.py (screenshots of every page in _build/screenshots).
 test: $(STAMP) $(FASHION_MNIST) $(CHROMIUM) book smoke
 	$(PY) -m pytest -n 2 --dist loadfile --nbval-lax --nbval-sanitize-with $(CURDIR)/nbval_sanitize.cfg tests notebooks
+
+# Slow, not part of `make test`: every chapter as a Colab reader runs it, alone in an empty folder, in a
+# fresh virtual environment holding only what Colab ships (torch, torchvision, numpy, pandas, ...), its
+# install cell installing senet-core from a wheel of this checkout (tests/colab_sim.py; _build/colab).
+# Prints each chapter's outcome and time; tests/test_colab.py does the same for chapter 01 alone.
+colab: $(STAMP)
+	$(PY) tests/colab_sim.py --all
 
 complexity: $(STAMP)
 	$(VENV)/bin/senet complexity

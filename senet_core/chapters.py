@@ -11,6 +11,7 @@ with the provenance and the outcome of every comparison, in the book's vocabular
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .experiments import (Decision, conclusions, decisions, effects, experiment, experiment_table,
@@ -24,11 +25,17 @@ SMOKE_WARNING = ("smoke profile: tiny data and one epoch, a check that the code 
                  "results")
 
 
+BOOK_ROOT = "SENET_BOOK_ROOT"           # set by a chapter's install cell to the repository it cloned
+
+
 def root() -> Path:
-    """The repository this package was installed from (``pip install -e``), else the working directory.
+    """The book's repository: ``$SENET_BOOK_ROOT`` (a chapter opened alone, in Colab, clones it there),
+    else the repository this package was installed from (``pip install -e``), else the working directory.
 
     Jupyter, Binder and nbval run a chapter from ``notebooks/``, ``senet reproduce`` from the
     repository root: both find the same records."""
+    if os.environ.get(BOOK_ROOT):
+        return Path(os.environ[BOOK_ROOT]).expanduser().resolve()
     here = Path(__file__).resolve().parent.parent
     return here if (here / "pyproject.toml").exists() and (here / "notebooks").is_dir() else Path.cwd()
 
@@ -59,16 +66,16 @@ def _dirs(profile_name: str, own: bool, results, runs) -> tuple[Path, Path]:
 
 def records_of(name: str, profile_name: str = "cpu", *, device: str = "auto", seeds: list[int] | None = None,
                epochs: int | None = None, data_dir: str | None = None, results: str | Path | None = None,
-               runs: str | Path | None = None) -> list[dict]:
+               runs: str | Path | None = None, download: bool = False) -> list[dict]:
     """The records of experiment ``name`` under ``profile_name``: the committed ones read back as they
-    are, otherwise trained (what is missing; resumable)."""
+    are, otherwise trained (what is missing; resumable; ``download`` fetches a missing dataset)."""
     own = seeds is not None or epochs is not None
     results, runs = _dirs(profile_name, own, results, runs)
     committed = load_records(results, profile_name, name) if is_committed(profile_name) and not own else []
     if committed:
         return committed
     run_experiment(name, profile_name, results_dir=results, runs_dir=runs, device=device, seeds=seeds,
-                   epochs=epochs, data_dir=data_dir)
+                   epochs=epochs, data_dir=data_dir, download=download)
     return load_records(results, profile_name, name)
 
 
@@ -138,6 +145,23 @@ def findings(made: list[Decision], max_seeds: int | None = None) -> str:
     return ". ".join(parts) + "."
 
 
+def show_pilot() -> None:
+    """The training-regime pilot's committed summary (:func:`senet_core.pilot.pilot_table`) and its
+    provenance, or one line saying where it was looked for."""
+    from IPython.display import display
+
+    from .pilot import pilot_provenance, pilot_table
+
+    where = results_dir("cpu")
+    try:
+        display(pilot_table(where))
+    except FileNotFoundError:
+        print(f"No committed pilot summary under {where}: it comes with the book's repository "
+              f"(`senet pilot` trains the pilot and writes it).")
+        return
+    print(pilot_provenance(where))
+
+
 def show_conclusions(names: list[str], profile_name: str = "cpu"):
     """Every distinct comparison of experiments ``names`` under ``profile_name``, counted once, with
     its outcome (:func:`senet_core.experiments.conclusions`) and the provenance of the records."""
@@ -158,7 +182,8 @@ def _scale(profile_name: str) -> str:
     return f"reduced scale, {profile_name} profile; gains in points, paired over seeds, with the 95 % interval"
 
 
-def show_excitations(profile_name: str = "cpu", device: str = "auto", data_dir: str | None = None):
+def show_excitations(profile_name: str = "cpu", device: str = "auto", data_dir: str | None = None,
+                     download: bool = False):
     """Figs. 6-7 and Section 7.2's observations for the reference model of ``profile_name`` (Table 16's
     SE row, seed 0): the committed record read back, or measured (and, for a committed profile,
     written) from the trained model. Returns the record."""
@@ -169,7 +194,7 @@ def show_excitations(profile_name: str = "cpu", device: str = "auto", data_dir: 
 
     stats, classes, names, summary, record = excitations(profile_name, results_dir(profile_name),
                                                          runs_dir(profile_name), device, data_dir,
-                                                         write=is_committed(profile_name))
+                                                         write=is_committed(profile_name), download=download)
     blocks, scale = list(stats), _scale(profile_name).split(";")[0]
     first, last = list(classes)[0], list(classes)[-1]
     display(plot_excitations(stats, classes, blocks, channels=50, names=names,

@@ -198,7 +198,7 @@ def _cmd_experiments(args: argparse.Namespace) -> int:
         try:
             run_study(names, args.profile, results_dir=args.results_dir, runs_dir=args.runs_dir,
                       device=args.device, data_dir=args.data_dir, progress=not args.quiet,
-                      engine_name=args.engine, jobs=args.jobs)
+                      engine_name=args.engine, jobs=args.jobs, download=args.download)
         except ValueError as e:
             raise UsageError(str(e)) from None
     elif args.until_halfwidth is not None:
@@ -208,11 +208,11 @@ def _cmd_experiments(args: argparse.Namespace) -> int:
         run_until_decided(names, args.profile, args.until_halfwidth, args.max_seeds, results_dir=args.results_dir,
                           runs_dir=args.runs_dir, device=args.device, data_dir=args.data_dir,
                           progress=not args.quiet, engine_name=args.engine, jobs=args.jobs,
-                          min_seeds=args.min_seeds)
+                          min_seeds=args.min_seeds, download=args.download)
     else:
         run_experiments(names, args.profile, results_dir=args.results_dir, runs_dir=args.runs_dir,
                         device=args.device, seeds=args.seeds, epochs=args.epochs, data_dir=args.data_dir,
-                        progress=not args.quiet, engine_name=args.engine, jobs=args.jobs)
+                        progress=not args.quiet, engine_name=args.engine, jobs=args.jobs, download=args.download)
     for name in names:
         if not args.quiet:
             print(f"\n{name}")
@@ -225,6 +225,13 @@ def _cmd_pilot(args: argparse.Namespace) -> int:
     from .pilot import PROFILES, run_pilot
 
     profiles = tuple(p for p in args.profiles.split(",") if p) if args.profiles else PROFILES
+    if args.download:
+        # The pilot reads its data from the usual places (no data_dir): fetch it there first.
+        from .data import fetch_dataset
+        from .experiments import profile
+
+        for dataset in sorted({profile(p).dataset for p in profiles}):
+            fetch_dataset(dataset)
     summary = run_pilot(profiles, args.results_dir, args.runs_dir, args.device, progress=not args.quiet)
     for regime in summary["regimes"]:
         print(json.dumps({k: v for k, v in regime.items() if k not in ("gates", "top1_err")}))
@@ -413,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="runs trained at a time, each in its own process with cores/jobs threads "
                         "(default: the profile's)")
     p.add_argument("--data-dir")
+    p.add_argument("--download", action="store_true",
+                   help="download the dataset if it is missing (into --data-dir, default $SENET_DATA or "
+                        "~/.cache/senet_core/data)")
     p.add_argument("--device", default="auto")
     p.add_argument("--list", action="store_true", help="list the experiments and stop")
     p.add_argument("--quiet", action="store_true")
@@ -425,6 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profiles", help="comma-separated pilot profiles (default: all four)")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--runs-dir", default="runs/experiments", help="run folders with checkpoints (not committed)")
+    p.add_argument("--download", action="store_true",
+                   help="download the dataset if it is missing (into $SENET_DATA or ~/.cache/senet_core/data)")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_pilot)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import pickle
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -81,6 +82,8 @@ DATASETS: dict[str, DatasetInfo] = {
 CROP_PADDING = {"cifar10": 4, "cifar100": 4, "fashion_mnist": 2, "synthetic": 4}
 
 FASHION_MNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"   # Debian package dataset-fashion-mnist
+DATA_DIR_VARIABLE = "SENET_DATA"                                  # overrides DEFAULT_DATA_DIR
+DEFAULT_DATA_DIR = "~/.cache/senet_core/data"                    # where downloads go without a data_dir
 FASHION_MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "val": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -91,6 +94,12 @@ CIFAR_LAYOUT = {   # folder, train files, test file, meta file, label key
     "cifar100": ("cifar-100-python", ("train",), "test", "meta", "fine_labels"),
 }
 SYNTHETIC_SIZES = {"train": 512, "val": 128}
+
+
+def default_data_dir() -> Path:
+    """Where the small datasets are downloaded to (and looked for) when no ``data_dir`` is given:
+    ``$SENET_DATA`` if set, else ``~/.cache/senet_core/data``."""
+    return Path(os.environ.get(DATA_DIR_VARIABLE) or DEFAULT_DATA_DIR).expanduser()
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -400,31 +409,54 @@ def find_idx_file(folder: Path, stem: str) -> Path | None:
 
 def fashion_mnist_dirs(data_dir: str | None) -> list[Path]:
     """Where Fashion-MNIST may be: the idx files directly in ``data_dir`` or in torchvision's
-    ``FashionMNIST/raw`` under it; without ``data_dir``, the Debian package's folder."""
+    ``FashionMNIST/raw`` under it; without ``data_dir``, the Debian package's folder, then the
+    same two places under :func:`default_data_dir`."""
     if data_dir is None:
-        return [Path(FASHION_MNIST_SYSTEM_DIR)]
+        return [Path(FASHION_MNIST_SYSTEM_DIR), *fashion_mnist_dirs(str(default_data_dir()))]
     root = Path(data_dir).expanduser()
     return [root, root / "FashionMNIST" / "raw"]
 
 
+def _download_root(data_dir: str | None) -> Path:
+    """The folder a download goes into: ``data_dir``, else :func:`default_data_dir`."""
+    return Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+
+
+def _download(title: str, fetch: Callable[[Path], object], root: Path, where: Path) -> None:
+    """Run ``fetch(root)`` (a torchvision download into ``root``) and say where the data went, in one
+    line. A failed download is a one-line ``FileNotFoundError`` (the data is still missing)."""
+    try:
+        fetch(root)
+    except Exception as err:     # torchvision raises RuntimeError, URLError, OSError, ... with several lines
+        reason = " ".join(str(err).split()).rstrip(".") or type(err).__name__
+        raise FileNotFoundError(f"{title} could not be downloaded into {root}: {reason}. Check the network, "
+                                f"or put the files there by hand.") from err
+    print(f"{title} downloaded to {where}")
+
+
 def read_fashion_mnist(data_dir: str | None = None, download: bool = False) -> dict[str, Split]:
-    """The Fashion-MNIST train (60000) and val (10000) splits as (N, 1, 28, 28) uint8."""
+    """The Fashion-MNIST train (60000) and val (10000) splits as (N, 1, 28, 28) uint8.
+
+    Looked for in ``data_dir`` (see :func:`fashion_mnist_dirs`); without it, in the Debian package's
+    folder, then under :func:`default_data_dir`. With ``download`` and nothing found, torchvision
+    fetches it into ``data_dir`` (default: :func:`default_data_dir`)."""
     folders = fashion_mnist_dirs(data_dir)
     found = next((f for f in folders if all(find_idx_file(f, stem) for pair in FASHION_MNIST_FILES.values()
                                             for stem in pair)), None)
     if found is None and download:
-        if data_dir is None:
-            raise ValueError("download=True needs data_dir: the folder to download Fashion-MNIST into")
         from torchvision.datasets import FashionMNIST
-        FashionMNIST(Path(data_dir).expanduser(), train=True, download=True)
-        found = fashion_mnist_dirs(data_dir)[1]
+        root = _download_root(data_dir)
+        found = fashion_mnist_dirs(str(root))[1]
+        _download("Fashion-MNIST", lambda r: FashionMNIST(r, train=True, download=True), root, found)
     if found is None:
         stems = ", ".join(s + "[.gz]" for pair in FASHION_MNIST_FILES.values() for s in pair)
+        into = (f"into {data_dir}" if data_dir is not None
+                else f"into {default_data_dir()} (${DATA_DIR_VARIABLE} sets another folder)")
         raise FileNotFoundError(
             f"fashion_mnist not found: looked for {stems} in {', '.join(map(str, folders))}. "
             f"Install the Debian package dataset-fashion-mnist (files in {FASHION_MNIST_SYSTEM_DIR}), "
             f"put the four files in data_dir (directly or under FashionMNIST/raw/), "
-            f"or pass download=True with a data_dir to fetch them with torchvision.")
+            f"or pass download=True to fetch them with torchvision {into}.")
     splits = {}
     for split, (image_stem, label_stem) in FASHION_MNIST_FILES.items():
         images = read_idx(find_idx_file(found, image_stem))
@@ -436,32 +468,34 @@ def read_fashion_mnist(data_dir: str | None = None, download: bool = False) -> d
     return splits
 
 
+CIFAR_TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+
+
 def cifar_dirs(name: str, data_dir: str | None) -> list[Path]:
-    """Where CIFAR may be: torchvision's folder under ``data_dir``, or ``data_dir`` itself."""
-    if data_dir is None:
-        return []
-    root = Path(data_dir).expanduser()
+    """Where CIFAR may be: torchvision's folder under ``data_dir``, or ``data_dir`` itself; without
+    ``data_dir``, the same under :func:`default_data_dir`."""
+    root = _download_root(data_dir)
     return [root / CIFAR_LAYOUT[name][0], root]
 
 
 def read_cifar(name: str, data_dir: str | None, download: bool = False) -> dict[str, Split]:
     """CIFAR-10 or CIFAR-100 from the python pickles (the layout torchvision downloads), as
-    (N, 3, 32, 32) uint8; CIFAR-100 uses the 100 fine labels."""
+    (N, 3, 32, 32) uint8; CIFAR-100 uses the 100 fine labels. Looked for in ``data_dir`` (default:
+    :func:`default_data_dir`); with ``download`` and nothing found, torchvision fetches it there."""
     folder_name, train_files, test_file, meta_file, label_key = CIFAR_LAYOUT[name]
     needed = (*train_files, test_file, meta_file)
     folders = cifar_dirs(name, data_dir)
     found = next((f for f in folders if all((f / n).is_file() for n in needed)), None)
     if found is None and download:
-        if data_dir is None:
-            raise ValueError(f"download=True needs data_dir: the folder to download {name} into")
         from torchvision import datasets
-        getattr(datasets, name.upper())(Path(data_dir).expanduser(), train=True, download=True)
-        found = folders[0]
+        root, found = _download_root(data_dir), folders[0]
+        _download(CIFAR_TITLES[name], lambda r: getattr(datasets, name.upper())(r, train=True, download=True),
+                  root, found)
     if found is None:
-        where = ", ".join(map(str, folders)) if folders else "nowhere (no data_dir given)"
+        into = f"into {folders[1]}" + ("" if data_dir is not None else f" (${DATA_DIR_VARIABLE} sets another folder)")
         raise FileNotFoundError(
-            f"{name} not found: looked for {', '.join(needed)} in {where}. Pass download=True with a "
-            f"data_dir to fetch it with torchvision, or unpack the python version from "
+            f"{name} not found: looked for {', '.join(needed)} in {', '.join(map(str, folders))}. Pass "
+            f"download=True to fetch it with torchvision {into}, or unpack the python version from "
             f"https://www.cs.toronto.edu/~kriz/cifar.html so that data_dir/{folder_name}/ holds those files.")
 
     def load(files: Sequence[str]) -> Split:
@@ -474,6 +508,18 @@ def read_cifar(name: str, data_dir: str | None, download: bool = False) -> dict[
         return Split(torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.int64))
 
     return {"train": load(train_files), "val": load([test_file])}
+
+
+def fetch_dataset(name: str, data_dir: str | None = None) -> None:
+    """Make sure small dataset ``name`` is where its reader looks (``data_dir``, default: the usual
+    places), downloading it with torchvision if it is missing; ``synthetic`` needs nothing."""
+    if name == "fashion_mnist":
+        read_fashion_mnist(data_dir, download=True)
+    elif name in CIFAR_LAYOUT:
+        read_cifar(name, data_dir, download=True)
+    elif name != "synthetic":
+        raise ValueError(f"fetch_dataset: {name} is not a small dataset ({', '.join(CROP_PADDING)}); "
+                         f"pass download=True and a data_dir to build_loaders instead")
 
 
 def synthetic_split(size: int, image_size: int, seed: int, split_id: int, num_classes: int = 10) -> Split:
@@ -579,14 +625,16 @@ def build_loaders(name: str, data_dir: str | None = None, *, batch_size: int, de
 
     Args:
         name: a key of :data:`DATASETS`.
-        data_dir: where the data is (for ``fashion_mnist``, default: the Debian package's folder).
+        data_dir: where the data is (default: for ``fashion_mnist`` the Debian package's folder,
+            then :func:`default_data_dir`; for CIFAR :func:`default_data_dir`).
         batch_size: images per batch on this rank.
         device: where batches are delivered (and where on-device datasets live).
         seed: with the epoch, fixes the order and augmentation of every train epoch.
         limit_train, limit_val: use only the first N images of the split (before sharding).
         rank, world_size: this process's shard of the data.
         workers: DataLoader worker processes (not used by the on-device path).
-        download: fetch CIFAR, Fashion-MNIST or Places365 with torchvision when missing.
+        download: fetch CIFAR, Fashion-MNIST or Places365 with torchvision when missing (the small
+            datasets into ``data_dir``, default :func:`default_data_dir`; Places365 needs ``data_dir``).
         on_device: keep the whole split on ``device`` and augment there; default True for the small
             datasets (cifar10, cifar100, fashion_mnist, synthetic), impossible for the others.
         cutout: side of the Cutout square (CIFAR Shake-Shake rows, Tables 4-5); 0 for none.

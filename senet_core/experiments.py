@@ -191,9 +191,11 @@ def run_dir_of(exp: Experiment, row: Row, prof: Profile, seed: int, runs_dir: st
 
 
 def train_row(exp: Experiment, row: Row, prof: Profile, seed: int, runs_dir: str | Path = "runs/experiments",
-              device: str = "auto", data_dir: str | None = None) -> tuple[list[dict], Path]:
+              device: str = "auto", data_dir: str | None = None, download: bool = False) -> tuple[list[dict], Path]:
     """Train one row for one seed in its run folder (continuing it if it was interrupted, or just
-    reading it back if it finished); return its per-epoch metrics and the folder."""
+    reading it back if it finished); return its per-epoch metrics and the folder. ``download``
+    fetches a missing dataset (:func:`senet_core.data.build_loaders`); like ``data_dir`` it is not
+    part of the run's identity."""
     chosen, options = row_recipe(exp, row, prof)
     run_dir = run_dir_of(exp, row, prof, seed, runs_dir)
     while True:
@@ -201,7 +203,7 @@ def train_row(exp: Experiment, row: Row, prof: Profile, seed: int, runs_dir: str
             metrics = train(TrainConfig(recipe=chosen, out=str(run_dir), data_dir=data_dir, model_options=options,
                                         seed=seed, limit_train=prof.limit_train, limit_val=prof.limit_val,
                                         device=device, resume=(run_dir / CHECKPOINT).exists(), progress=False,
-                                        **engine(prof.engine)))
+                                        download=download, **engine(prof.engine)))
             return metrics, run_dir
         except RunLockedError:
             # Another process (another chapter, another `senet experiments`) is training this very
@@ -212,15 +214,17 @@ def train_row(exp: Experiment, row: Row, prof: Profile, seed: int, runs_dir: str
 def run_experiment(name: str, profile_name: str = "smoke", results_dir: str | Path = "results",
                    runs_dir: str | Path = "runs/experiments", device: str = "auto", seeds: list[int] | None = None,
                    epochs: int | None = None, data_dir: str | None = None, progress: bool = False,
-                   engine_name: str | None = None, jobs: int | None = None) -> list[dict]:
+                   engine_name: str | None = None, jobs: int | None = None, download: bool = False) -> list[dict]:
     """Train every row of experiment ``name`` for every seed of the profile; return the records.
 
     ``seeds``, ``epochs`` and ``engine_name`` override the profile's (a record remembers its epochs:
     records of another length are not reused; it also names its engine, which does not decide
-    whether it is reused). ``jobs``: see :func:`run_experiments`.
+    whether it is reused). ``jobs``: see :func:`run_experiments`. ``download``: fetch a missing
+    dataset with torchvision (into ``data_dir``, default :func:`senet_core.data.default_data_dir`);
+    neither it nor ``data_dir`` changes a run's identity (:func:`fingerprint`).
     """
     return run_experiments([name], profile_name, results_dir, runs_dir, device, seeds, epochs, data_dir,
-                           progress, engine_name, jobs)[name]
+                           progress, engine_name, jobs, download=download)[name]
 
 
 @dataclass(frozen=True)
@@ -236,7 +240,7 @@ def run_experiments(names: list[str], profile_name: str = "smoke", results_dir: 
                     runs_dir: str | Path = "runs/experiments", device: str = "auto",
                     seeds: list[int] | None = None, epochs: int | None = None, data_dir: str | None = None,
                     progress: bool = False, engine_name: str | None = None,
-                    jobs: int | None = None) -> dict[str, list[dict]]:
+                    jobs: int | None = None, download: bool = False) -> dict[str, list[dict]]:
     """:func:`run_experiment` for several experiments at once; returns their records by name.
 
     Runs shared by rows of several tables train once. ``jobs`` (default: the profile's) > 1 trains
@@ -249,14 +253,14 @@ def run_experiments(names: list[str], profile_name: str = "smoke", results_dir: 
     prof = _profile_for(profile_name, engine_name, epochs)
     chosen = list(seeds if seeds is not None else prof.seeds)
     wanted = {name: {row.label: chosen for row in experiment(name).rows} for name in names}
-    return _train(wanted, prof, results_dir, runs_dir, device, data_dir, progress, jobs)
+    return _train(wanted, prof, results_dir, runs_dir, device, data_dir, progress, jobs, download)
 
 
 def run_until_decided(names: list[str], profile_name: str, halfwidth: float, max_seeds: int,
                       results_dir: str | Path = "results", runs_dir: str | Path = "runs/experiments",
                       device: str = "auto", data_dir: str | None = None, progress: bool = False,
                       engine_name: str | None = None, jobs: int | None = None,
-                      min_seeds: int | None = None) -> dict[str, list[dict]]:
+                      min_seeds: int | None = None, download: bool = False) -> dict[str, list[dict]]:
     """Add seeds to each comparison (a row against its baseline) until its 95 % paired interval is
     narrower than +/- ``halfwidth`` points or it has ``max_seeds`` seeds.
 
@@ -278,7 +282,7 @@ def run_until_decided(names: list[str], profile_name: str, halfwidth: float, max
                 and paired(errors[row.baseline], errors[row.label]).halfwidth >= halfwidth)
 
     return _grow(names, prof, {name: first for name in names}, wants_more, results_dir, runs_dir, device,
-                 data_dir, progress, jobs)
+                 data_dir, progress, jobs, download)
 
 
 def ablation_protocol_options() -> dict:
@@ -328,7 +332,7 @@ def study_wants_more(exp: Experiment, row: Row, prof: Profile, errors: dict[str,
 def run_study(names: list[str], profile_name: str = "cpu", results_dir: str | Path = "results",
               runs_dir: str | Path = "runs/experiments", device: str = "auto", data_dir: str | None = None,
               progress: bool = False, engine_name: str | None = None,
-              jobs: int | None = None) -> dict[str, list[dict]]:
+              jobs: int | None = None, download: bool = False) -> dict[str, list[dict]]:
     """Train experiments ``names`` under the profile's study rule (:func:`study_wants_more`), adding
     paired seeds round by round; resumable like :func:`run_until_decided`."""
     prof = _profile_for(profile_name, engine_name, None)
@@ -339,17 +343,17 @@ def run_study(names: list[str], profile_name: str = "cpu", results_dir: str | Pa
         adjusted = {d.row: d.p_adjusted for d in decisions(exp.name, records)}
         return study_wants_more(exp, row, prof, errors, adjusted.get(row.label))
 
-    return _grow(names, prof, first, wants_more, results_dir, runs_dir, device, data_dir, progress, jobs)
+    return _grow(names, prof, first, wants_more, results_dir, runs_dir, device, data_dir, progress, jobs, download)
 
 
 def _grow(names: list[str], prof: Profile, first: dict[str, int], wants_more, results_dir, runs_dir, device,
-          data_dir, progress: bool, jobs: int | None) -> dict[str, list[dict]]:
+          data_dir, progress: bool, jobs: int | None, download: bool = False) -> dict[str, list[dict]]:
     """Rounds of training: every row of experiment ``name`` starts with seeds ``range(first[name])``;
     after each round every comparison for which ``wants_more(exp, row, errors, records)`` gets the next seed,
     for its row and its baseline alike (a pair needs both)."""
     wanted = {name: {row.label: list(range(first[name])) for row in experiment(name).rows} for name in names}
     while True:
-        records = _train(wanted, prof, results_dir, runs_dir, device, data_dir, progress, jobs)
+        records = _train(wanted, prof, results_dir, runs_dir, device, data_dir, progress, jobs, download)
         grown = False
         for name in names:
             exp, errors = experiment(name), _errors_by_row(records[name])
@@ -374,7 +378,7 @@ def _profile_for(profile_name: str, engine_name: str | None, epochs: int | None)
 
 
 def _train(wanted: dict[str, dict[str, list[int]]], prof: Profile, results_dir, runs_dir, device, data_dir,
-           progress: bool, jobs: int | None) -> dict[str, list[dict]]:
+           progress: bool, jobs: int | None, download: bool = False) -> dict[str, list[dict]]:
     """Train (or read back) the seeds ``wanted[experiment][row label]`` under ``prof``; the records."""
     jobs = prof.jobs if jobs is None else jobs
     if not isinstance(jobs, int) or jobs < 1:
@@ -414,14 +418,14 @@ def _train(wanted: dict[str, dict[str, list[int]]], prof: Profile, results_dir, 
 
     if jobs == 1 or len(pending) < 2:
         for tasks in pending.values():
-            finished(tasks, _run_tasks(tasks, prof, results_dir, runs_dir, device, data_dir, progress))
+            finished(tasks, _run_tasks(tasks, prof, results_dir, runs_dir, device, data_dir, progress, download))
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=torch.set_num_threads,
                                  initargs=(threads,)) as pool:
-            futures = {pool.submit(_run_tasks, tasks, prof, results_dir, runs_dir, device, data_dir, progress): tasks
-                       for tasks in pending.values()}
+            futures = {pool.submit(_run_tasks, tasks, prof, results_dir, runs_dir, device, data_dir, progress,
+                                   download): tasks for tasks in pending.values()}
             try:
                 for future in as_completed(futures):
                     finished(futures[future], future.result())
@@ -435,7 +439,7 @@ def _train(wanted: dict[str, dict[str, list[int]]], prof: Profile, results_dir, 
 
 
 def _run_tasks(tasks: list[_Task], prof: Profile, results_dir, runs_dir, device, data_dir,
-               progress: bool) -> list[dict]:
+               progress: bool, download: bool = False) -> list[dict]:
     """Train (or continue, or read back) the one run that ``tasks`` share; its metrics. The ledger
     says so when it actually begins: in the process that trains it."""
     first = tasks[0]
@@ -446,7 +450,7 @@ def _run_tasks(tasks: list[_Task], prof: Profile, results_dir, runs_dir, device,
     ledger(results_dir, prof.name, event, tasks)
     if progress:
         print(f"{first.exp.name}: {first.row.label}, seed {first.seed} ({prof.name} profile)", flush=True)
-    return train_row(first.exp, first.row, prof, first.seed, runs_dir, device, data_dir)[0]
+    return train_row(first.exp, first.row, prof, first.seed, runs_dir, device, data_dir, download)[0]
 
 
 def _records_by_run(results_dir: str | Path, profile_name: str) -> dict[tuple[str, int], dict]:

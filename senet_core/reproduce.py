@@ -146,9 +146,10 @@ def reproduce(profile: str = "smoke", only: str | None = None, jobs: int = 1, ou
 
 
 # How the book shows the executed copies: the install cell matters only in Colab or Binder, and the
-# parameters cell (its defaults) is left out, and the values papermill injected are folded away (one click
-# shows which profile ran).
-BOOK_TAGS = {"install": "remove-cell", "parameters": "remove-cell", "injected-parameters": "hide-input"}
+# parameters cell (its defaults) and the check of its values are left out, and the values papermill injected
+# are folded away (one click shows which profile ran).
+BOOK_TAGS = {"install": "remove-cell", "parameters": "remove-cell", "check-parameters": "remove-cell",
+             "injected-parameters": "hide-input"}
 
 
 def _tag_for_the_book(path: Path) -> None:

@@ -180,12 +180,13 @@ def reference_run_dir(runs_dir: str | Path, profile_name: str, epochs: int | Non
 
 
 def reference_model(runs_dir: str | Path = "runs/experiments", profile: str = "smoke", device: str = "cpu",
-                    data_dir: str | None = None, epochs: int | None = None) -> nn.Module:
+                    data_dir: str | None = None, epochs: int | None = None, download: bool = False) -> nn.Module:
     """The trained reference SE model of the ablations (Table 16, row "SE", seed 0), in eval mode.
 
     Loads ``runs_dir/<profile>/<fingerprint>-seed0/checkpoint.pt``; if it is not there, trains
     that one row first (the same run folder ``run_experiment`` uses, so an interrupted run
-    continues). ``epochs`` overrides the profile's, as in ``run_experiment``.
+    continues). ``epochs`` overrides the profile's, and ``download`` fetches a missing dataset, as in
+    ``run_experiment``.
     """
     from .data import dataset_info
     from .models import create_model
@@ -195,7 +196,7 @@ def reference_model(runs_dir: str | Path = "runs/experiments", profile: str = "s
     row = exp.row(REFERENCE_ROW)
     checkpoint = reference_run_dir(runs_dir, profile, epochs) / CHECKPOINT
     if not checkpoint.exists():
-        train_row(exp, row, prof, REFERENCE_SEED, runs_dir, device, data_dir)
+        train_row(exp, row, prof, REFERENCE_SEED, runs_dir, device, data_dir, download)
     _, options = row_recipe(exp, row, prof)
     info = dataset_info(prof.dataset)
     model = create_model(row.model, num_classes=info.num_classes, in_chans=info.in_chans, **options)
@@ -206,14 +207,14 @@ def reference_model(runs_dir: str | Path = "runs/experiments", profile: str = "s
 
 
 def reference_val_loader(profile: str = "smoke", data_dir: str | None = None, device: str | torch.device = "cpu",
-                         batch_size: int = 256):
+                         batch_size: int = 256, download: bool = False):
     """Validation batches as the reference model saw them in training (its profile's image size)."""
     from .data import build_loaders
 
     exp, prof = experiment(REFERENCE_EXPERIMENT), _profile(profile, None)
     chosen, _ = row_recipe(exp, exp.row(REFERENCE_ROW), prof)
     return build_loaders(chosen.dataset, data_dir, batch_size=batch_size, device=device,
-                         image_size=chosen.image_size).val
+                         image_size=chosen.image_size, download=download).val
 
 
 def excitation_record(stats: dict, summary, classes: dict, names: dict, provenance: dict) -> dict:
@@ -244,13 +245,14 @@ def write_excitation_record(results_dir: str | Path, profile: str, record: dict)
 
 
 def excitations(profile: str, results_dir: str | Path, runs_dir: str | Path, device: str = "auto",
-                data_dir: str | None = None, write: bool = False, num_per_class: int = 50):
+                data_dir: str | None = None, write: bool = False, num_per_class: int = 50, download: bool = False):
     """Figs. 6-7's statistics of the reference model: ``(stats, classes, names, summary, record)``.
 
     The record under ``results_dir`` is read back when it was made from the current reference run
     (its ``provenance.run``); otherwise the reference model is loaded (trained first if its run is
     missing), its gates measured on the first ``num_per_class`` validation images of each class, and,
     with ``write``, the record written. The record's provenance is the reference run's training record.
+    ``download`` fetches a missing dataset (:func:`senet_core.data.build_loaders`).
     """
     from .experiments import run_name
     from .results import load_records
@@ -261,11 +263,11 @@ def excitations(profile: str, results_dir: str | Path, runs_dir: str | Path, dev
     if record is not None and record["provenance"].get("run") == run:
         return (*statistics_from_record(record), record)
     target = resolve_device(device)
-    model = reference_model(runs_dir, profile, str(target), data_dir=data_dir)
+    model = reference_model(runs_dir, profile, str(target), data_dir=data_dir, download=download)
     blocks = last_block_of_each_stage(model)
     names = {b: f"{paper_block_name(b, model)} ({b})" for b in blocks}
     classes = {c: FASHION_MNIST_CLASSES[c] for c in REFERENCE_CLASSES}
-    loader = reference_val_loader(profile, data_dir, device=target)
+    loader = reference_val_loader(profile, data_dir, device=target, download=download)
     stats = excitation_statistics(model, loader, num_per_class=num_per_class, blocks=blocks, device=target)
     summary = layerwise_summary(stats, list(classes), model)
     trained = [r for r in load_records(results_dir, profile, REFERENCE_EXPERIMENT)
@@ -379,11 +381,12 @@ def trace_se_block(model: nn.Module, block: str, images: torch.Tensor) -> dict[s
     return traced
 
 
-def sample_images(classes: Sequence[int], per_class: int = 3, data_dir: str | None = None):
-    """The first ``per_class`` Fashion-MNIST validation images of each class (Fig. 8), uint8."""
+def sample_images(classes: Sequence[int], per_class: int = 3, data_dir: str | None = None, download: bool = False):
+    """The first ``per_class`` Fashion-MNIST validation images of each class (Fig. 8), uint8
+    (``download``: fetch the dataset if it is missing, :func:`senet_core.data.read_fashion_mnist`)."""
     from .data import read_fashion_mnist
 
-    val = read_fashion_mnist(data_dir)["val"]
+    val = read_fashion_mnist(data_dir, download)["val"]
     index = torch.cat([(val.labels == c).nonzero().flatten()[:per_class] for c in classes])
     return val.images[index], val.labels[index]
 

@@ -143,3 +143,117 @@ def test_an_unfinished_inconclusive_comparison_says_the_study_wants_more_seeds()
     assert "(n=3; the study's rule asks for more seeds, up to 20)" in text
     assert text.count("asks for more") == 1                      # a decided comparison is finished
     assert "asks for more" not in chapters.findings(made, max_seeds=3)
+
+
+class _Stop(Exception):
+    """Raised by a stand-in once it has seen its arguments."""
+
+
+def test_download_is_passed_from_a_chapter_to_run_experiment(monkeypatch, tmp_path):
+    import IPython.display
+
+    seen = []
+
+    def fake_run(name, profile_name, results_dir, runs_dir, **kwargs):
+        seen.append(kwargs["download"])
+        raise _Stop
+
+    monkeypatch.setattr(chapters, "run_experiment", fake_run)
+    monkeypatch.setattr(chapters, "root", lambda: tmp_path)
+    monkeypatch.setattr(IPython.display, "display", lambda obj: None)
+    for call, kwargs in [(chapters.records_of, dict(download=True)), (chapters.records_of, {}),
+                         (chapters.show_experiment, dict(download=True)), (chapters.show_experiment, {})]:
+        with pytest.raises(_Stop):
+            call("table15_se_3x3", "smoke", **kwargs)
+    assert seen == [True, False, True, False]
+
+
+def test_download_is_passed_from_chapter_10_to_the_data(monkeypatch, tmp_path):
+    from senet_core import data
+    from senet_core import role_of_se as rs
+
+    seen = {}
+
+    def record(name):
+        def stand_in(*args, **kwargs):
+            seen[name] = kwargs.get("download", args[-1] if args else None)
+            raise _Stop
+        return stand_in
+
+    monkeypatch.setattr(rs, "excitations", record("excitations"))
+    with pytest.raises(_Stop):
+        chapters.show_excitations("smoke", device="cpu", download=True)
+    monkeypatch.undo()
+    monkeypatch.setattr(rs, "reference_model", record("reference_model"))
+    with pytest.raises(_Stop):
+        rs.excitations("smoke", tmp_path / "results", tmp_path / "runs", "cpu", download=True)
+    monkeypatch.undo()
+    monkeypatch.setattr(rs, "train_row", record("train_row"))
+    with pytest.raises(_Stop):
+        rs.reference_model(tmp_path / "runs", "smoke", "cpu", download=True)
+    monkeypatch.setattr(data, "build_loaders", record("build_loaders"))
+    with pytest.raises(_Stop):
+        rs.reference_val_loader("smoke", download=True)
+    monkeypatch.setattr(data, "read_fashion_mnist", record("read_fashion_mnist"))
+    with pytest.raises(_Stop):
+        rs.sample_images([0, 9], download=True)
+    assert seen == dict.fromkeys(["excitations", "reference_model", "train_row", "build_loaders",
+                                  "read_fashion_mnist"], True)
+
+
+def test_download_reaches_training_and_is_not_part_of_a_runs_identity(monkeypatch, tmp_path):
+    import shutil
+
+    import senet_core.experiments as experiments
+    from senet_core.train import TrainConfig, _check_resumable
+
+    configs = []
+
+    def fake_train(config, model=None):
+        configs.append(config)
+        raise _Stop
+
+    monkeypatch.setattr(experiments, "train", fake_train)
+    for download in (True, False):
+        with pytest.raises(_Stop):
+            experiments.run_experiment("table15_se_3x3", "smoke", results_dir=tmp_path / "results",
+                                       runs_dir=tmp_path / "runs", device="cpu", jobs=1, download=download)
+    with_download, without = configs
+    assert with_download.download is True and without.download is False
+    # The same run folder (named by the fingerprint), and the same settings but for the resumable ones.
+    exp, prof = experiments.experiment("table15_se_3x3"), experiments.profile("smoke")
+    first = experiments.run_dir_of(exp, exp.rows[0], prof, prof.seeds[0], tmp_path / "runs")
+    assert with_download.out == without.out == str(first)
+    identity = [{k: v for k, v in c.as_dict().items() if k not in TrainConfig.RESUMABLE} for c in configs]
+    assert identity[0] == identity[1] and "download" in TrainConfig.RESUMABLE
+    _check_resumable(without.as_dict(), with_download.as_dict())      # a run may be resumed with download
+
+    # The committed records (a copy) are read back, not retrained, when download=True: their
+    # fingerprints are still their runs'.
+    committed = load_records(REPO / "results", "cpu", "table15_se_3x3")
+    assert committed
+    shutil.copytree(REPO / "results" / "cpu" / "table15_se_3x3", tmp_path / "copy" / "cpu" / "table15_se_3x3")
+    wanted = {}
+    for r in committed:
+        wanted.setdefault(r["row"], []).append(r["seed"])
+    configs.clear()
+    records = experiments._train({"table15_se_3x3": wanted}, experiments.profile("cpu"), tmp_path / "copy",
+                                 tmp_path / "runs", "cpu", None, False, 1, download=True)
+    assert not configs and len(records["table15_se_3x3"]) == len(committed)
+
+
+def test_a_chapter_opened_alone_finds_the_repository_its_install_cell_cloned(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("SENET_BOOK_ROOT", str(tmp_path))
+    assert chapters.root() == tmp_path and chapters.results_dir("cpu") == tmp_path / "results"
+    chapters.show_pilot()                    # nothing committed there: one line, no traceback
+    assert capsys.readouterr().out.startswith(f"No committed pilot summary under {tmp_path / 'results'}")
+
+
+def test_every_reference_number_the_papers_tables_print_is_in_the_books_references():
+    import re
+
+    from senet_core.paper import paper_table
+
+    listed = set(re.findall(r"^- \[(\d+)\]", (REPO / "book" / "references.md").read_text(), flags=re.M))
+    cited = {n for t in range(1, 17) for row in paper_table(t) for n in re.findall(r"\[(\d+)\]", row.get("ref", ""))}
+    assert cited and cited <= listed, sorted(cited - listed, key=int)

@@ -443,3 +443,129 @@ def test_real_fashion_mnist_loads_whole_and_matches_its_statistics():
     assert abs(x.mean()) < 0.05 and abs(x.std() - 1) < 0.05
     x, y = next(iter(loaders.train))
     assert x.shape == (2000, 1, 28, 28) and y.dtype == torch.int64 and 0 <= y.min() and y.max() <= 9
+
+
+# ------------------------------------------------------------------------------------------------
+# A fresh runtime (Colab, Binder): no Debian package, so the data is downloaded into the default folder
+
+from senet_core.data import FASHION_MNIST_SYSTEM_DIR as DEBIAN_FASHION_MNIST   # noqa: E402  (before any monkeypatch)
+
+
+def _serve(folder: Path):
+    """An HTTP server on a free local port serving ``folder``, in a thread; returns (server, base URL)."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    class Server(http.server.ThreadingHTTPServer):
+        def handle_error(self, request, client_address):     # e.g. a client that hung up: not the test's concern
+            pass
+
+    server = Server(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+@pytest.fixture
+def fresh_runtime(tmp_path, monkeypatch):
+    """No Debian folder, ``$SENET_DATA`` an empty folder, no proxy for the local mirror."""
+    from senet_core import data
+
+    monkeypatch.setattr(data, "FASHION_MNIST_SYSTEM_DIR", str(tmp_path / "no-debian-package"))
+    monkeypatch.setenv("SENET_DATA", str(tmp_path / "data"))
+    for proxy in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(proxy, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    return tmp_path / "data"
+
+
+def test_the_default_data_folder_is_senet_data_else_the_users_cache(monkeypatch):
+    from senet_core.data import default_data_dir
+
+    monkeypatch.setenv("SENET_DATA", "/somewhere/else")
+    assert default_data_dir() == Path("/somewhere/else")
+    monkeypatch.delenv("SENET_DATA")
+    assert default_data_dir() == Path.home() / ".cache" / "senet_core" / "data"
+
+
+@pytest.mark.skipif(not Path(DEBIAN_FASHION_MNIST).is_dir(), reason="needs the Debian package dataset-fashion-mnist")
+def test_fashion_mnist_is_downloaded_into_the_default_folder_on_a_fresh_runtime(fresh_runtime, tmp_path,
+                                                                                monkeypatch, capsys):
+    import hashlib
+    import shutil
+
+    from torchvision.datasets import FashionMNIST
+
+    from senet_core.data import FASHION_MNIST_FILES
+
+    with pytest.raises(FileNotFoundError) as err:
+        read_fashion_mnist()
+    message = str(err.value)
+    assert str(tmp_path / "no-debian-package") in message and str(fresh_runtime) in message
+    assert str(fresh_runtime / "FashionMNIST" / "raw") in message
+    assert "download=True" in message and "SENET_DATA" in message and "\n" not in message
+
+    # The real files, served by a local mirror in torchvision's layout (mirror URL + file name).
+    # Debian recompressed them, so their MD5s are not the upstream ones torchvision checks: the
+    # served files' own MD5s stand in for those (same names, same order).
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name, _ in FashionMNIST.resources:
+        shutil.copy(Path(DEBIAN_FASHION_MNIST) / name, mirror)
+    server, url = _serve(mirror)
+    monkeypatch.setattr(FashionMNIST, "mirrors", [url])
+    monkeypatch.setattr(FashionMNIST, "resources",
+                        [(name, hashlib.md5((mirror / name).read_bytes()).hexdigest())
+                         for name, _ in FashionMNIST.resources])
+    try:
+        splits = read_fashion_mnist(None, download=True)
+    finally:
+        server.shutdown()
+        server.server_close()
+    raw = fresh_runtime / "FashionMNIST" / "raw"
+    assert f"Fashion-MNIST downloaded to {raw}" in capsys.readouterr().out
+    assert all((raw / f"{stem}.gz").is_file() for pair in FASHION_MNIST_FILES.values() for stem in pair)
+    assert len(splits["train"]) == 60_000 and len(splits["val"]) == 10_000
+    debian = read_fashion_mnist(DEBIAN_FASHION_MNIST)
+    for split in ("train", "val"):
+        assert torch.equal(splits[split].labels[:100], debian[split].labels[:100])
+        assert torch.equal(splits[split].images, debian[split].images)
+
+    # Next time (the mirror is gone) the default folder is found without downloading again.
+    again = build_loaders("fashion_mnist", batch_size=500, limit_train=1000, limit_val=500)
+    assert (again.train_size, again.val_size) == (1000, 500)
+    assert "downloaded" not in capsys.readouterr().out
+
+
+def test_a_failed_download_is_one_line_naming_the_folder(fresh_runtime, monkeypatch):
+    from torchvision.datasets import FashionMNIST
+
+    empty = fresh_runtime.parent / "empty-mirror"                     # a mirror without the files: 404s
+    empty.mkdir()
+    server, url = _serve(empty)
+    monkeypatch.setattr(FashionMNIST, "mirrors", [url])
+    try:
+        with pytest.raises(FileNotFoundError) as err:
+            read_fashion_mnist(download=True)
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(err.value)
+    assert message.startswith(f"Fashion-MNIST could not be downloaded into {fresh_runtime}")
+    assert "\n" not in message
+
+
+def test_cifar_without_data_dir_is_read_from_the_default_folder(cifar10_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("SENET_DATA", str(cifar10_dir))
+    loaders = build_loaders("cifar10", batch_size=4)
+    assert loaders.train_size == 30 and loaders.info.name == "cifar10"
+    monkeypatch.setenv("SENET_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError) as err:
+        build_loaders("cifar10", batch_size=4)
+    message = str(err.value)
+    assert str(tmp_path / "cifar-10-batches-py") in message and "download=True" in message
+    assert "SENET_DATA" in message
