@@ -57,17 +57,16 @@ from typing import Sequence
 import torch
 from torch import nn
 from PIL import Image
-from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.transforms.functional import pil_to_tensor
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import BackboneWithFPN
-from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from .models import create_model, list_models, model_entry
 from .models import resnet as resnet_models
+from .models.features import FeatureNet
 from .weights import IMAGENET_MEAN, IMAGENET_STD
 
 COCO_DOWNLOAD_HINT = (
@@ -173,10 +172,19 @@ def freeze_batch_norm(module: nn.Module) -> nn.Module:
     return module
 
 
-def _stage_channels(stage: nn.Sequential) -> int:
-    last_block = stage[-1]
-    last_conv = last_block.conv3 if hasattr(last_block, "conv3") else last_block.conv2
-    return last_conv.out_channels
+class TrunkWithFPN(nn.Module):
+    """The trunk's conv2_x ... conv5_x outputs (``body``, a features-only trunk) through a feature
+    pyramid (``fpn``), as torchvision's ``BackboneWithFPN`` builds it: P2-P5 with ``out_channels``
+    channels, plus P6 by stride-2 subsampling of P5 (for the RPN only)."""
+
+    def __init__(self, body: FeatureNet, out_channels: int = 256):
+        super().__init__()
+        self.body = body
+        self.fpn = FeaturePyramidNetwork(body.feature_info.channels(), out_channels, extra_blocks=LastLevelMaxPool())
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.fpn(self.body(x))
 
 
 # The trunk's parts from the top down, in torchvision's order for ``trainable_layers``.
@@ -239,20 +247,16 @@ def build_detector(backbone: str, num_classes: int, pretrained_backbone: str | N
         if not name.startswith(trained_parts):
             parameter.requires_grad_(False)
 
-    stage_names = ("layer1", "layer2", "layer3", "layer4")
+    # The trunk's stages by feature_info position: 0 is the stem, 1-4 are conv2_x ... conv5_x. The
+    # features-only trunk keeps the trunk's module names, so checkpoints keep their keys.
     if fpn:
-        body = BackboneWithFPN(
-            trunk,
-            return_layers={name: str(i) for i, name in enumerate(stage_names)},
-            in_channels_list=[_stage_channels(getattr(trunk, name)) for name in stage_names],
-            out_channels=256,
-            extra_blocks=LastLevelMaxPool())   # P6 by stride-2 subsampling of P5, for the RPN only
+        body = TrunkWithFPN(FeatureNet(trunk, out_indices=(1, 2, 3, 4), as_dict=True), out_channels=256)
         # One anchor size per level P2..P6 (Detectron's RPN_ANCHOR_START_SIZE 32), three aspect ratios.
         anchors = AnchorGenerator(sizes=((32,), (64,), (128,), (256,), (512,)), aspect_ratios=((0.5, 1.0, 2.0),) * 5)
         roi_pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2", "3"], output_size=7, sampling_ratio=2)
     else:
-        body = IntermediateLayerGetter(trunk, return_layers={"layer4": "0"})
-        body.out_channels = _stage_channels(trunk.layer4)
+        body = FeatureNet(trunk, out_indices=(4,), as_dict=True)
+        body.out_channels = body.feature_info.channels()[0]
         anchors = AnchorGenerator(sizes=((32, 64, 128, 256, 512),), aspect_ratios=((0.5, 1.0, 2.0),))
         roi_pool = MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=2)
 

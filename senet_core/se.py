@@ -75,6 +75,12 @@ def _linear(x: torch.Tensor, layer: nn.Linear, scale: float = 1.0) -> torch.Tens
     return torch.addmm(bias, x, weight.t(), alpha=scale)
 
 
+def _symbolic(x) -> bool:
+    """True while torch.fx traces the network symbolically: ``x`` is then a ``Proxy`` with no batch
+    size, dtype or values, so choices made on them (the fast paths below) cannot be taken."""
+    return isinstance(x, torch.fx.Proxy)
+
+
 class _Scale(torch.autograd.Function):
     """Eq. 4, ``x~ = s * u``, optionally plus the residual it is added to, with a backward that
     reads each tensor once.
@@ -106,9 +112,11 @@ def scale(u: torch.Tensor, s: torch.Tensor, residual: torch.Tensor | None = None
     """Eq. 4: ``s * u`` for a gate ``s`` of shape (N, C, 1, 1) (SE) or (N, C, H, W) (NoSqueeze),
     or ``residual + s * u`` in one pass over the activation, as the official Caffe code's "Axpy"
     layer fused them. Values and gradients equal ``torch.addcmul(residual, u, s)``'s."""
-    if s.shape[2:] != (1, 1) or not torch.is_grad_enabled():
+    if _symbolic(s) or s.shape[2:] != (1, 1) or not torch.is_grad_enabled():
         # A full-size gate (NoSqueeze) leaves autograd nothing to reduce, and inference has no
-        # backward: the plain operation, without a Function call's overhead.
+        # backward: the plain operation, without a Function call's overhead. A symbolic trace
+        # (torch.fx) records it too: it cannot enter an autograd.Function, and autograd's own
+        # backward of the plain operation gives the same gradients.
         return u * s if residual is None else torch.addcmul(residual, u, s)
     return _Scale.apply(u, s, residual)
 
@@ -135,6 +143,11 @@ class SEBlock(nn.Module):
     fused operation: this is the standard SE-ResNet placement (scale, then add the identity),
     computed with one pass over the activation instead of two, as the official Caffe code did with
     its "Axpy" layer.
+
+    Run eagerly, the gate is computed with fewer operator calls than the equations spell out (a
+    batch-1 path of matrix-vector products, the 1/(HW) of the mean folded into fc1), chosen from the
+    input's batch size and dtype. A symbolic trace (``torch.fx.symbolic_trace``, torchvision's
+    ``create_feature_extractor``) has neither, and records Eqs. 2-4 as written: same gate.
     """
 
     def __init__(self, channels: int, reduction: int = 16, squeeze: str = "avg",
@@ -154,8 +167,16 @@ class SEBlock(nn.Module):
         return self._excitation(u).view(u.shape[0], u.shape[1])
 
     def _excitation(self, u: torch.Tensor) -> torch.Tensor:
-        # The gate as the products leave it: (C,) for one image, (N, C) for a batch. At batch 1 on
-        # a CPU its cost is operator count and reading the FC weights, not arithmetic, so:
+        if _symbolic(u):
+            # What a symbolic trace (torch.fx) records: Eqs. 2-3 as written, for any batch size.
+            z = u.amax((2, 3)) if self.squeeze == "max" else u.mean((2, 3))      # Eq. 2, squeeze
+            return self.gate(self.fc2(self.relu(self.fc1(z))))                   # Eq. 3, excitation
+        return self._fast_excitation(u)
+
+    def _fast_excitation(self, u: torch.Tensor) -> torch.Tensor:
+        # The same gate, computed eagerly, as the products leave it: (C,) for one image, (N, C) for
+        # a batch. At batch 1 on a CPU its cost is operator count and reading the FC weights, not
+        # arithmetic, so:
         # * the squeeze (Eq. 2) is a reduction over H, W: no pooling module, no (N, C, 1, 1) copy;
         #   one image is squeezed to a vector, so that the FCs are matrix-vector products;
         # * for an average, the division by H*W rides in fc1's product (see _linear);
@@ -174,8 +195,8 @@ class SEBlock(nn.Module):
         return self.gate(_linear(hidden, self.fc2))
 
     def forward(self, u: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        s = self._excitation(u).view(u.shape[0], u.shape[1], 1, 1)
-        return scale(u, s, residual)
+        s = self._excitation(u).view(u.shape[0], u.shape[1], 1, 1)      # Eqs. 2-3
+        return scale(u, s, residual)                                     # Eq. 4
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, reduction={self.reduction}, squeeze={self.squeeze!r}"

@@ -17,6 +17,12 @@ def test_list_models_filters():
     assert "resnet50" not in list_models("se_*")
 
 
+def test_list_models_with_released_weights():
+    assert list_models(pretrained=True) == ["se_resnet101", "se_resnet152", "se_resnet50", "se_resnext101_32x4d",
+                                            "se_resnext50_32x4d", "senet154"]
+    assert list_models("se_resnet1*", pretrained=True) == ["se_resnet101", "se_resnet152"]
+
+
 def test_unknown_model_names_the_closest():
     with pytest.raises(ValueError, match="unknown model 'se_resnet5'.*se_resnet50"):
         create_model("se_resnet5")

@@ -135,3 +135,17 @@ def test_training_takes_the_cheaper_backward_and_inference_the_plain_operation()
         torch.testing.assert_close(block(u, r), torch.addcmul(r, u, block.excite(u)[:, :, None, None]))
     # NoSqueeze's gate is full size: autograd's own product rule, nothing to reduce.
     assert "_Scale" not in type(NoSqueeze(16, 4)(u).grad_fn).__name__
+
+
+def test_symbolic_trace_records_equations_2_to_4_for_any_batch():
+    torch.manual_seed(0)
+    block = SEBlock(32, reduction=4)
+    plain = torch.fx.symbolic_trace(block, concrete_args={"residual": None})
+    fused = torch.fx.symbolic_trace(block)
+    called = {str(n.target) for n in plain.graph.nodes if n.op == "call_module"}
+    assert {"fc1", "relu", "fc2", "gate"} <= called          # the excitation's layers, as modules
+    for n in (1, 3):                                          # the eager batch-1 fast path gives the same gate
+        u, r = torch.randn(n, 32, 5, 7), torch.randn(n, 32, 5, 7)
+        torch.testing.assert_close(plain(u), block(u))
+        torch.testing.assert_close(fused(u, r), block(u, r))
+        torch.testing.assert_close(plain(u), reference_se(block, u))

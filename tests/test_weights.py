@@ -87,7 +87,22 @@ def test_key_conversion():
     assert out["layer1.0.se.fc1.weight"].shape == (16, 256)
 
 
-def test_released_files_use_the_ports_names():
-    assert RELEASED["se_resnet50"].filename == "se_resnet50-ce0d4300.pth"
-    assert RELEASED["senet154"].filename == "senet154-c7b49a05.pth"
+def test_released_files_are_https_assets_with_hash_prefixes_and_keep_their_origin():
+    assert RELEASED["se_resnet50"].url == ("https://github.com/rwightman/pytorch-image-models/releases/download/"
+                                           "v0.1-cadene/se_resnet50-ce0d4300.pth")
+    assert RELEASED["se_resnet50"].hash_prefix == "ce0d4300"
+    assert RELEASED["senet154"].filename == "legacy_senet154-e9eb9fe6.pth"      # timm's re-published copy
+    assert RELEASED["senet154"].origin.endswith("/senet154-c7b49a05.pth")        # the port's own file
+    assert all(s.url.startswith("https://") for s in RELEASED.values())
     assert RELEASED["se_resnet50"].mean == (0.485, 0.456, 0.406)
+    assert RELEASED["se_resnet50"].crop_pct == 0.875
+
+
+def test_checkpoint_with_another_head_needs_num_classes(tmp_path):
+    path = tmp_path / "ten.pth"
+    torch.save(create_model("se_resnet18", num_classes=10).state_dict(), path)
+    with pytest.raises(ValueError, match=r"fc.weight: checkpoint \(10, 512\) vs model \(1000, 512\)"):
+        create_model("se_resnet18", pretrained=str(path))       # the default 1000: a mismatch, not a choice
+    with pytest.warns(UserWarning, match="classifier re-initialised for 4 classes \\(checkpoint has 10\\)"):
+        model = create_model("se_resnet18", pretrained=path, num_classes=4)
+    assert model.fc.out_features == 4

@@ -1,5 +1,6 @@
 """Section 3.3: every SE architecture of the paper beside its baseline, in one registry."""
 from .registry import ModelEntry, create_model, list_models, model_entry, register_model
+from .features import FeatureInfo, FeatureNet
 
 # Importing the model files registers their factories.
 from . import resnet  # noqa: F401,E402
@@ -8,4 +9,5 @@ from . import inception  # noqa: F401,E402
 from . import mobile  # noqa: F401,E402
 from . import cifar  # noqa: F401,E402
 
-__all__ = ["ModelEntry", "create_model", "list_models", "model_entry", "register_model"]
+__all__ = ["ModelEntry", "create_model", "list_models", "model_entry", "register_model", "FeatureInfo",
+           "FeatureNet"]

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..se import SEConfig, close_residual
+from .head import Classifier
 from .init import he_init
 from .registry import register_model
 
@@ -145,13 +146,14 @@ class PreActBottleneck(nn.Module):
         return close_residual(out, shortcut, self.se, self.se_position)
 
 
-class PreActResNet(nn.Module):
+class PreActResNet(Classifier, nn.Module):
     """Pre-activation ResNet / Wide ResNet for 32x32 inputs (He et al. 2016b; Zagoruyko &
     Komodakis 2016).
 
     ``widths`` = (stem, stage 2, stage 3, stage 4) output channels; stages 3 and 4 halve the
     resolution. The stem is a bare 3x3 conv (the first unit pre-activates it) and the last unit
-    is followed by BN-ReLU, global average pooling and the classifier ``fc``.
+    is followed by BN-ReLU, global average pooling and the classifier ``fc``. The trunk's last
+    stage output (``feature_info``) is that final BN-ReLU's, the activated features the head reads.
     """
 
     def __init__(self, block: type[nn.Module], blocks_per_stage: int, widths: tuple[int, int, int, int],
@@ -165,6 +167,8 @@ class PreActResNet(nn.Module):
         self.bn = nn.BatchNorm2d(widths[3])
         self.relu = nn.ReLU(inplace=True)
         self.fc = nn.Linear(widths[3], num_classes)
+        self.num_features, self.num_classes = widths[3], num_classes
+        self.feature_info = _cifar_feature_info("conv1", widths, "relu")
         he_init(self)
 
     @staticmethod
@@ -174,14 +178,26 @@ class PreActResNet(nn.Module):
         layers += [block(out_channels, out_channels, 1, se, drop_rate) for _ in range(blocks - 1)]
         return nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(x)
         x = self.layer1(x)
         x = self.layer2(x)
         x = self.layer3(x)
-        x = self.relu(self.bn(x))
+        return self.relu(self.bn(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = x.mean((2, 3))
-        return self.fc(x)
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def _cifar_feature_info(stem: str, widths: tuple[int, int, int, int], last: str) -> list[dict]:
+    """The stem and the three residual stages of a CIFAR network (strides 1, 1, 2, 4); the last
+    stage is read after ``last``, the activation the head pools."""
+    modules = (stem, "layer1", "layer2", last)
+    return [dict(module=m, num_chs=c, reduction=r) for m, c, r in zip(modules, widths, (1, 1, 2, 4))]
 
 
 class Shake(torch.autograd.Function):
@@ -213,6 +229,11 @@ def shake(a: torch.Tensor, b: torch.Tensor, training: bool, even_backward: bool 
     if not training:
         return 0.5 * (a + b)
     return Shake.apply(a, b, even_backward)
+
+
+# A symbolic trace (torch.fx) records ``shake`` as one call, run as above when the graph runs: it
+# cannot enter an autograd.Function. ``training`` is fixed in the graph, as for any traced branch.
+torch.fx.wrap("shake")
 
 
 class ShakeBasicBranch(nn.Module):
@@ -319,11 +340,12 @@ class ShakeBlock(nn.Module):
         return close_residual(out, shortcut, self.se, self.se_position)
 
 
-class ShakeResNet(nn.Module):
+class ShakeResNet(Classifier, nn.Module):
     """Shake-Shake networks for 32x32 inputs (Gastaldi 2017, Section 2.2).
 
     ``widths`` = (stem, stage 2, stage 3, stage 4) output channels; stages 3 and 4 halve the
-    resolution. Stem: 3x3 conv + BN; head: ReLU, global average pooling, ``fc``.
+    resolution. Stem: 3x3 conv + BN; then ReLU, global average pooling, ``fc``. The trunk ends with
+    that ReLU (the last ``feature_info`` stage).
     """
 
     def __init__(self, branch: type[nn.Module], blocks_per_stage: int, widths: tuple[int, int, int, int],
@@ -337,6 +359,8 @@ class ShakeResNet(nn.Module):
         self.layer3 = self._make_stage(branch, widths[2], widths[3], blocks_per_stage, 2, 4, se, even_backward)
         self.relu = nn.ReLU(inplace=True)
         self.fc = nn.Linear(widths[3], num_classes)
+        self.num_features, self.num_classes = widths[3], num_classes
+        self.feature_info = _cifar_feature_info("bn1", widths, "relu")
         he_init(self)
 
     @staticmethod
@@ -347,14 +371,19 @@ class ShakeResNet(nn.Module):
                    for _ in range(blocks - 1)]
         return nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.bn1(self.conv1(x))
         x = self.layer1(x)
         x = self.layer2(x)
         x = self.layer3(x)
-        x = self.relu(x)
+        return self.relu(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = x.mean((2, 3))
-        return self.fc(x)
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
 
 
 def _cifar_net(arch: str, num_classes: int, in_chans: int, se: SEConfig | None = None,

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from ..se import SEConfig
+from .head import Classifier
 from .init import he_init
 from .registry import register_model
 
@@ -122,8 +123,13 @@ class InceptionBNReduction(nn.Module):
         return self.se(out) if self.se is not None else out
 
 
-class BNInception(nn.Module):
-    """BN-Inception (Ioffe & Szegedy 2015, Fig. 5), with an SE block per module if ``se`` is given."""
+class BNInception(Classifier, nn.Module):
+    """BN-Inception (Ioffe & Szegedy 2015, Fig. 5), with an SE block per module if ``se`` is given.
+
+    ``feature_info``: the two stem convs (strides 2, 4) and the last module at strides 8, 16, 32.
+    """
+
+    first_conv = "conv1.conv"
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, se: SEConfig | None = None):
         super().__init__()
@@ -145,10 +151,16 @@ class BNInception(nn.Module):
         self.inception5b = InceptionBN(1024, 352, 192, 320, 192, 224, "max", 128, se)     # 1024
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.num_features = self.inception5b.out_channels
+        self.num_classes = num_classes
         self.fc = nn.Linear(self.num_features, num_classes)
+        self.feature_info = [dict(module="conv1", num_chs=64, reduction=2),
+                             dict(module="conv2", num_chs=192, reduction=4),
+                             dict(module="inception3b", num_chs=self.inception3b.out_channels, reduction=8),
+                             dict(module="inception4d", num_chs=self.inception4d.out_channels, reduction=16),
+                             dict(module="inception5b", num_chs=self.num_features, reduction=32)]
         he_init(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool1(self.conv1(x))
         x = self.pool2(self.conv2(self.conv2_reduce(x)))
         x = self.inception3c(self.inception3b(self.inception3a(x)))
@@ -157,9 +169,14 @@ class BNInception(nn.Module):
         x = self.inception4c(x)
         x = self.inception4d(x)
         x = self.inception4e(x)
-        x = self.inception5b(self.inception5a(x))
+        return self.inception5b(self.inception5a(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = torch.flatten(self.avgpool(x), 1)
-        return self.fc(x)
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
 
 
 # ---- Inception-ResNet-v2 (Szegedy et al. 2016, Figs. 3, 7, 15-19) -------------------------
@@ -318,8 +335,13 @@ class InceptionResNetC(nn.Module):
         return _residual(self, x, branch)
 
 
-class InceptionResNetV2(nn.Module):
-    """Inception-ResNet-v2 as in Fig. 15 of Szegedy et al. (2016): 5 A, 10 B and 5 C blocks."""
+class InceptionResNetV2(Classifier, nn.Module):
+    """Inception-ResNet-v2 as in Fig. 15 of Szegedy et al. (2016): 5 A, 10 B and 5 C blocks.
+
+    ``feature_info``: the outputs of the A, B and C blocks (strides 8, 16, 32).
+    """
+
+    first_conv = "stem.conv1.conv"
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2,
                  blocks: tuple[int, int, int] = (5, 10, 5), se: SEConfig | None = None):
@@ -335,17 +357,26 @@ class InceptionResNetV2(nn.Module):
         self.blocks_c = nn.Sequential(*[InceptionResNetC(channels, se=se) for _ in range(blocks[2])])
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.num_features = channels
+        self.num_classes = num_classes
         # Fig. 15: "Dropout (keep 0.8)".
         self.dropout = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
         self.fc = nn.Linear(channels, num_classes)
+        self.feature_info = [dict(module="blocks_a", num_chs=self.stem.out_channels, reduction=8),
+                             dict(module="blocks_b", num_chs=self.reduction_a.out_channels, reduction=16),
+                             dict(module="blocks_c", num_chs=channels, reduction=32)]
         he_init(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks_a(self.stem(x))
         x = self.blocks_b(self.reduction_a(x))
-        x = self.blocks_c(self.reduction_b(x))
-        x = torch.flatten(self.avgpool(x), 1)
-        return self.fc(self.dropout(x))
+        return self.blocks_c(self.reduction_b(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.dropout(torch.flatten(self.avgpool(x), 1))
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
 
 
 def _check_se(name: str, se: SEConfig) -> SEConfig:

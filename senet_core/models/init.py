@@ -44,7 +44,14 @@ def he_init(model: nn.Module, seed: int | None = None) -> None:
         elif isinstance(m, nn.Linear):
             if id(m) in excitation:
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu", generator=generator)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
             else:
-                nn.init.normal_(m.weight, 0, 0.01, generator=generator)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+                init_classifier(m, generator)
+
+
+def init_classifier(layer: nn.Linear, generator: torch.Generator | None = None) -> None:
+    """A classifier (or other non-excitation FC layer): normal weights with std 0.01, zero bias."""
+    nn.init.normal_(layer.weight, 0, 0.01, generator=generator)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)

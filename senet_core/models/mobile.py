@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ..se import SEConfig
+from .head import Classifier
 from .init import he_init
 from .registry import register_model
 
@@ -78,8 +79,11 @@ class DepthwiseSeparable(nn.Module):
         return out
 
 
-class MobileNetV1(nn.Module):
-    """MobileNet: a 3x3/2 stem conv, 13 depthwise-separable blocks, global pool and FC."""
+class MobileNetV1(Classifier, nn.Module):
+    """MobileNet: a 3x3/2 stem conv, 13 depthwise-separable blocks, global pool and FC.
+
+    ``feature_info``: the stem and the last block at each stride (2, 2, 4, 8, 16, 32).
+    """
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, stem_width: int = 32,
                  blocks=MOBILENET_V1_BLOCKS, se: SEConfig | None = None):
@@ -88,21 +92,30 @@ class MobileNetV1(nn.Module):
         self.bn1 = nn.BatchNorm2d(stem_width)
         self.relu = nn.ReLU(inplace=True)
         layers = []
-        channels = stem_width
-        for out_channels, stride in blocks:
+        channels, reduction = stem_width, 2
+        self.feature_info = [dict(module="relu", num_chs=stem_width, reduction=reduction)]
+        for index, (out_channels, stride) in enumerate(blocks):
             layers.append(DepthwiseSeparable(channels, out_channels, stride, se))
-            channels = out_channels
+            channels, reduction = out_channels, reduction * stride
+            if index + 1 == len(blocks) or blocks[index + 1][1] > 1:    # the last block at this stride
+                self.feature_info.append(dict(module=f"blocks.{index}", num_chs=channels, reduction=reduction))
         self.blocks = nn.Sequential(*layers)
         # Global pooling (not MobileNet's fixed 7x7) so that any input size works.
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
+        self.num_features, self.num_classes = channels, num_classes
         he_init(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))
-        x = self.blocks(x)
+        return self.blocks(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = torch.flatten(self.avgpool(x), 1)
-        return self.fc(x)
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
 
 
 def _mobilenet_v1(name: str, num_classes: int, in_chans: int, se: SEConfig | None) -> MobileNetV1:
@@ -200,8 +213,11 @@ class ShuffleUnit(nn.Module):
         return self.relu(out)
 
 
-class ShuffleNetV1(nn.Module):
-    """ShuffleNet: 3x3/2 conv, 3x3/2 max pool, three stages of ShuffleNet units, pool and FC."""
+class ShuffleNetV1(Classifier, nn.Module):
+    """ShuffleNet: 3x3/2 conv, 3x3/2 max pool, three stages of ShuffleNet units, pool and FC.
+
+    ``feature_info``: the stem conv's activation (stride 2) and stages 2-4 (strides 8, 16, 32).
+    """
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, groups: int = 3,
                  stem_width: int = 24, stages=SHUFFLENET_G3_STAGES, se: SEConfig | None = None):
@@ -221,6 +237,9 @@ class ShuffleNetV1(nn.Module):
         self.stage2, self.stage3, self.stage4 = layers
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
+        self.num_features, self.num_classes = channels, num_classes
+        self.feature_info = [dict(module="relu", num_chs=stem_width, reduction=2)] + [
+            dict(module=f"stage{i + 2}", num_chs=c, reduction=8 * 2 ** i) for i, (_, c) in enumerate(stages)]
         he_init(self)
 
     @staticmethod
@@ -231,11 +250,16 @@ class ShuffleNetV1(nn.Module):
             layers.append(ShuffleUnit(out_channels, out_channels, 1, groups, True, se))
         return nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.stage4(self.stage3(self.stage2(x)))
+        return self.stage4(self.stage3(self.stage2(x)))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = torch.flatten(self.avgpool(x), 1)
-        return self.fc(x)
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
 
 
 def _shufflenet_v1(name: str, num_classes: int, in_chans: int, se: SEConfig | None) -> ShuffleNetV1:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..se import POSITIONS, SEConfig, close_residual
+from .head import Classifier
 from .init import he_init
 from .registry import register_model
 
@@ -103,8 +104,14 @@ def _merge(block: nn.Module, branch: torch.Tensor, identity: torch.Tensor) -> to
     return close_residual(branch, identity, getattr(block, "se", None), block.se_position, block.relu)
 
 
-class ResNet(nn.Module):
-    """The ResNet family of Table 2: ResNet, ResNeXt and SENet-154, with or without SE blocks."""
+class ResNet(Classifier, nn.Module):
+    """The ResNet family of Table 2: ResNet, ResNeXt and SENet-154, with or without SE blocks.
+
+    ``feature_info`` lists the stem's activation (stride 2) and conv2_x ... conv5_x (strides 4-32).
+    """
+
+    first_conv = "stem.conv1"
+    classifier_name = "fc"
 
     def __init__(self, block: str, layers: list[int], num_classes: int = 1000, in_chans: int = 3,
                  groups: int = 1, width_per_group: int = 64, first_width_ratio: float = 1.0,
@@ -124,8 +131,13 @@ class ResNet(nn.Module):
             stages.append(stage)
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.num_features = inplanes
+        self.num_classes = num_classes
         self.dropout = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
         self.fc = nn.Linear(inplanes, num_classes)
+        stem_act, stem_width = ("stem.relu3", 128) if deep_stem else ("stem.relu1", 64)
+        self.feature_info = [dict(module=stem_act, num_chs=stem_width, reduction=2)] + [
+            dict(module=f"layer{i + 1}", num_chs=_stage_width(stage), reduction=4 * 2 ** i)
+            for i, stage in enumerate(stages)]
         he_init(self)
 
     @staticmethod
@@ -158,9 +170,18 @@ class ResNet(nn.Module):
         x = self.layer3(x)
         return self.layer4(x)
 
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.dropout(x.mean((2, 3)))   # global average pooling: any input size
+        return x if pre_logits else self.fc(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.forward_features(x).mean((2, 3))   # global average pooling: any input size
-        return self.fc(self.dropout(x))
+        return self.forward_head(self.forward_features(x))
+
+
+def _stage_width(stage: nn.Sequential) -> int:
+    """Output channels of a residual stage: those of its last block's last conv."""
+    last = stage[-1]
+    return (last.conv3 if isinstance(last, Bottleneck) else last.conv2).out_channels
 
 
 def _stem(in_chans: int) -> nn.Sequential:

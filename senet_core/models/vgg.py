@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..se import SEConfig
+from .head import Classifier
 from .init import he_init
 from .registry import register_model
 
@@ -41,24 +42,35 @@ class ConvUnit(nn.Module):
         return out
 
 
-class VGG(nn.Module):
+class VGG(Classifier, nn.Module):
     """VGG with BN. ``features`` holds the conv units and pools, ``classifier`` the FC stack.
 
     The 7x7 adaptive pool keeps VGG's 512*7*7 -> 4096 classifier (and its 102.8 M MACs, part of
     the paper's 15.47 G) while accepting any input size: smaller maps are upsampled by repetition.
+    The head is that pool and all three FC layers; ``get_classifier()`` is the last one, which
+    reads ``head_hidden_size`` = 4096 units. ``feature_info``: the last conv unit before each pool
+    (strides 1-16) and the last pool (stride 32, the trunk's output).
     """
+
+    first_conv = "features.0.conv"
+    classifier_name = "classifier.6"
 
     def __init__(self, layers=VGG16_LAYERS, num_classes: int = 1000, in_chans: int = 3,
                  drop_rate: float = 0.5, se: SEConfig | None = None):
         super().__init__()
         units: list[nn.Module] = []
+        self.feature_info = []
         channels = in_chans
         for spec in layers:
             if spec == "M":
+                self.feature_info.append(dict(module=f"features.{len(units) - 1}", num_chs=channels,
+                                              reduction=2 ** len(self.feature_info)))
                 units.append(nn.MaxPool2d(2, 2))
             else:
                 units.append(ConvUnit(channels, spec, se))
                 channels = spec
+        self.feature_info.append(dict(module=f"features.{len(units) - 1}", num_chs=channels,
+                                      reduction=2 ** len(self.feature_info)))
         self.features = nn.Sequential(*units)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.classifier = nn.Sequential(
@@ -70,11 +82,22 @@ class VGG(nn.Module):
             nn.Dropout(drop_rate),
             nn.Linear(4096, num_classes),
         )
+        self.num_features, self.head_hidden_size, self.num_classes = channels, 4096, num_classes
         he_init(self)
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.avgpool(x), 1)
+        if not pre_logits:
+            return self.classifier(x)
+        for layer in list(self.classifier)[:-1]:    # the 4096 units the last FC layer reads
+            x = layer(x)
+        return x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.avgpool(self.features(x))
-        return self.classifier(torch.flatten(x, 1))
+        return self.forward_head(self.forward_features(x))
 
 
 def _vgg(name: str, num_classes: int, in_chans: int, drop_rate: float,
