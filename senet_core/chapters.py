@@ -94,10 +94,11 @@ def show_table(frame) -> None:
     display(HTML(f'<table class="dataframe"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'))
 
 
-def show_experiment(name: str, profile_name: str = "cpu", **kwargs) -> list[dict]:
+def show_experiment(name: str, profile_name: str = "cpu", **kwargs) -> None:
     """Show experiment ``name`` as a chapter does: its table (paper beside ours, paired gains and
     outcomes), its effects if it declares any, the paper's conclusion beside ours, and where the
-    numbers come from. Keyword arguments go to :func:`records_of`. Returns the records."""
+    numbers come from. Keyword arguments go to :func:`records_of`, which gives the records themselves.
+    Returns nothing, so that a chapter's cell shows only what is displayed."""
     from IPython.display import Markdown, display
 
     records = records_of(name, profile_name, **kwargs)
@@ -111,7 +112,6 @@ def show_experiment(name: str, profile_name: str = "cpu", **kwargs) -> list[dict
     rule = profile(profile_name).study.get("max") if is_committed(profile_name) else None
     display(Markdown(f"*Paper:* {exp.conclusion}\n\n*Ours:* {findings(decisions(name, records), rule)}"))
     print(provenance_label(records))
-    return records
 
 
 def narrow(table):
@@ -162,18 +162,17 @@ def show_pilot() -> None:
     print(pilot_provenance(where))
 
 
-def show_conclusions(names: list[str], profile_name: str = "cpu"):
-    """Every distinct comparison of experiments ``names`` under ``profile_name``, counted once, with
-    its outcome (:func:`senet_core.experiments.conclusions`) and the provenance of the records."""
+def show_conclusions(names: list[str], profile_name: str = "cpu") -> None:
+    """Show every distinct comparison of experiments ``names`` under ``profile_name``, counted once,
+    with its outcome (:func:`senet_core.experiments.conclusions` gives the table) and the provenance."""
     from IPython.display import display
 
     table = conclusions(results_dir(profile_name), profile_name, names)
     if not len(table):
         print(f"No {profile_name}-profile records of these experiments under {results_dir(profile_name)}.")
-        return table
+        return
     display(table.set_index("comparison"))
     print(provenance_label([r for n in names for r in load_records(results_dir(profile_name), profile_name, n)]))
-    return table
 
 
 def _scale(profile_name: str) -> str:

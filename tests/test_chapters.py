@@ -70,7 +70,8 @@ def test_show_experiment_shows_the_table_the_outcomes_and_the_provenance(capsys,
 
     shown = []
     monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
-    records = chapters.show_experiment("table15_se_3x3", "cpu")
+    assert chapters.show_experiment("table15_se_3x3", "cpu") is None     # a cell shows only what is displayed
+    records = chapters.records_of("table15_se_3x3", "cpu")
     texts = [getattr(obj, "data", None) or obj.to_string() for obj in shown]
     assert "reduced scale, cpu profile" in texts[0]
     table = shown[1]
