@@ -4,7 +4,8 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
+
+from book_pages import toc_files
 
 HTML = Path("_build/html")
 if not HTML.is_dir():
@@ -13,12 +14,6 @@ if not HTML.is_dir():
     pytest.skip("the book is not built (run `make book`)", allow_module_level=True)
 
 
-def toc_files():
-    toc = yaml.safe_load(Path("_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc["parts"]:
-        files += [c["file"] for c in part["chapters"]]
-    return files
 
 
 @pytest.mark.parametrize("page", toc_files())

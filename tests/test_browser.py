@@ -21,7 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import yaml
+
+from book_pages import toc_files
 
 HTML = Path("_build/html")
 SCREENSHOTS = Path("_build/screenshots")
@@ -60,12 +61,6 @@ FORBIDDEN = {
 }
 
 
-def toc_files():
-    toc = yaml.safe_load(Path("_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc["parts"]:
-        files += [c["file"] for c in part["chapters"]]
-    return files
 
 
 # ---------------------------------------------------------------------------------------------------
