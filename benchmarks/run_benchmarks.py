@@ -4,7 +4,7 @@
     python benchmarks/run_benchmarks.py --quick    # a smoke run: few rounds
     python benchmarks/run_benchmarks.py --device cpu --out /tmp/bench
 
-What it measures (every comparison paired round-robin, see senet_core.profile.paired_times):
+What it measures (every comparison paired round-robin, see senet_core.engine.profile.paired_times):
 
 * CPU training steps at the reduced-scale study's sizes (one thread, real Fashion-MNIST batches):
   SE network / its baseline, and the SE network with autograd's own backward of the scale (the
@@ -38,13 +38,13 @@ import torch
 import torch.nn.functional as F
 
 from senet_core import create_model, se_modules
-from senet_core.data import build_loaders, dataset_info
-from senet_core.experiments import (ablation_protocol_options, experiment, fingerprint, list_experiments, profile,
+from senet_core.engine.data import build_loaders, dataset_info
+from senet_core.study.experiments import (ablation_protocol_options, experiment, fingerprint, list_experiments, profile,
                                     row_recipe)
-from senet_core.profile import ProfileReport, paired_times, profile_models, spread
-from senet_core.recipes import recipe
+from senet_core.engine.profile import ProfileReport, paired_times, profile_models, spread
+from senet_core.engine.recipes import recipe
 from senet_core.se import SEConfig
-from senet_core.train import git_commit
+from senet_core.engine.runtime import git_commit
 
 HERE = Path(__file__).resolve().parent
 

@@ -6,7 +6,7 @@ Modules follow the paper: ``se`` (Section 3), ``models`` (Section 3.3), ``comple
 from .se import NoSqueeze, SEBlock, SEConfig, capture_gates, se_modules
 from .models import create_model, list_models, model_entry
 from .complexity import Complexity, complexity
-from .weights import pretrained_cfg, transforms_for
+from .models.weights import pretrained_cfg, transforms_for
 
 __version__ = "0.1.0"
 

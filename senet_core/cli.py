@@ -70,8 +70,8 @@ def _amp(value: str) -> str | None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .recipes import recipe as get_recipe
-    from .train import TrainConfig, train
+    from .engine.recipes import recipe as get_recipe
+    from .engine.train import TrainConfig, train
 
     name = args.recipe or DEFAULT_RECIPES.get(args.dataset or "fashion_mnist", "smoke")
     base = get_recipe(name)
@@ -97,7 +97,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_run
+    from .engine.evaluate import evaluate_run
 
     result = evaluate_run(model=args.model, checkpoint=args.checkpoint, pretrained=args.pretrained,
                           dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size,
@@ -144,7 +144,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_detection(args: argparse.Namespace) -> int:
-    from .detection import train_detection
+    from .engine.detection import train_detection
 
     result = train_detection(
         args.model, args.data_dir, args.out, train_split=args.train_split, val_split=args.val_split,
@@ -157,7 +157,7 @@ def _cmd_train_detection(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_detection(args: argparse.Namespace) -> int:
-    from .detection import evaluate_detection
+    from .engine.detection import evaluate_detection
 
     result = evaluate_detection(args.checkpoint, args.data_dir, split=args.split, batch_size=args.batch_size,
                                 device=args.device, limit=args.limit, amp=_amp(args.amp),
@@ -170,9 +170,9 @@ def _cmd_eval_detection(args: argparse.Namespace) -> int:
 
 
 def _cmd_experiments(args: argparse.Namespace) -> int:
-    from .experiments import (discard_stale, experiment_table, list_experiments, run_experiments, run_study,
+    from .study.experiments import (discard_stale, experiment_table, list_experiments, run_experiments, run_study,
                               run_until_decided)
-    from .results import load_records, provenance_label
+    from .study.results import load_records, provenance_label
 
     names = [n for n in list_experiments() if not args.only or fnmatch.fnmatch(n, args.only)
              or args.only in n]
@@ -222,13 +222,13 @@ def _cmd_experiments(args: argparse.Namespace) -> int:
 
 
 def _cmd_pilot(args: argparse.Namespace) -> int:
-    from .pilot import PROFILES, run_pilot
+    from .study.pilot import PROFILES, run_pilot
 
     profiles = tuple(p for p in args.profiles.split(",") if p) if args.profiles else PROFILES
     if args.download:
         # The pilot reads its data from the usual places (no data_dir): fetch it there first.
-        from .data import fetch_dataset
-        from .experiments import profile
+        from .engine.data import fetch_dataset
+        from .study.experiments import profile
 
         for dataset in sorted({profile(p).dataset for p in profiles}):
             fetch_dataset(dataset)
@@ -239,9 +239,9 @@ def _cmd_pilot(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .chapters import results_dir
-    from .experiments import conclusions
-    from .report import conclusion, headline, markdown_table, reproduction_report, summary
+    from .book.chapters import results_dir
+    from .study.experiments import conclusions
+    from .study.report import conclusion, headline, markdown_table, reproduction_report, summary
 
     where = Path(args.results_dir) if args.results_dir else results_dir(args.profile)
     report = reproduction_report(where, args.profile)
@@ -258,7 +258,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import reproduce
+    from .book.reproduce import reproduce
 
     summary = reproduce(profile=args.profile, only=args.only, jobs=args.jobs, output=args.output,
                         force=args.force)
@@ -267,7 +267,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
-    from .profile import profile_models
+    from .engine.profile import profile_models
 
     models = args.models or ["resnet50", "se_resnet50"]
     baseline = args.baseline if args.baseline is not None else models[0]
@@ -281,7 +281,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
 
 def _cmd_recipes(args: argparse.Namespace) -> int:
-    from .recipes import list_recipes, recipe
+    from .engine.recipes import list_recipes, recipe
 
     for name in list_recipes():
         r = recipe(name)
@@ -355,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-detection", help="train Faster R-CNN with one of our trunks on COCO (Table 7)",
                        description="Train Faster R-CNN (FPN) with a ResNet-family trunk on COCO-format data, "
-                                   "Detectron's recipe by default (senet_core.detection.TABLE7_RECIPE).")
+                                   "Detectron's recipe by default (senet_core.engine.detection.TABLE7_RECIPE).")
     p.add_argument("--model", required=True, help="trunk: resnet50, se_resnet50, resnet101, se_resnet101, ...")
     p.add_argument("--data-dir", required=True, help="COCO root: annotations/instances_SPLIT.json + SPLIT/")
     p.add_argument("--out", required=True)
@@ -501,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"senet {args.command}: error: {err}", file=sys.stderr)
         return 2
     except RuntimeError as err:
-        from .train import NonFiniteLossError
+        from .engine.train import NonFiniteLossError
 
         if not isinstance(err, NonFiniteLossError):
             raise

@@ -292,7 +292,7 @@ class ComplexityReport:
         return [c for c in self.cells if c.status == "MISS"]
 
     def render(self, markdown: bool = False) -> str:
-        from .results import format_table
+        from .study.results import format_table
 
         headers = ["table", "row", "model", "options", "quantity", "paper", "ours", "ours - paper",
                    "ours, no FC bias", "status"]

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from senet_core.experiments import experiment, fingerprint, list_experiments, profile, row_recipe
+from senet_core.study.experiments import experiment, fingerprint, list_experiments, profile, row_recipe
 from senet_core.se import SEConfig
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "run_benchmarks.py"

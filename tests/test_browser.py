@@ -52,7 +52,7 @@ if not HTML.is_dir() and os.environ.get("CI"):
     raise RuntimeError("_build/html is missing: CI runs `make book` before the tests")
 
 # Visible text that must never reach a reader: nbval's markers, Python tracebacks, and numbers of the
-# smoke profile (senet_core.chapters.SMOKE_WARNING "smoke profile: ...", chapters._scale "reduced scale,
+# smoke profile (senet_core.book.chapters.SMOKE_WARNING "smoke profile: ...", chapters._scale "reduced scale,
 # smoke profile", results.provenance_label "measured at reduced scale: smoke profile, ...").
 FORBIDDEN = {
     "nbval marker": re.compile(r"NBVAL"),

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from senet_core import chapters
-from senet_core.experiments import Decision, decisions
-from senet_core.results import load_records
-from senet_core.stats import paired
+from senet_core.book import chapters
+from senet_core.study.experiments import Decision, decisions
+from senet_core.study.results import load_records
+from senet_core.study.stats import paired
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -83,7 +83,7 @@ def test_show_experiment_shows_the_table_the_outcomes_and_the_provenance(capsys,
 
 
 def test_the_committed_excitation_record_belongs_to_the_current_reference_run():
-    from senet_core import role_of_se as rs
+    from senet_core.study import role_of_se as rs
 
     record = rs.read_excitation_record(REPO / "results", "cpu")
     assert record is not None, "results/cpu has no excitation record: run chapter 10 with profile='cpu'"
@@ -170,8 +170,8 @@ def test_download_is_passed_from_a_chapter_to_run_experiment(monkeypatch, tmp_pa
 
 
 def test_download_is_passed_from_chapter_10_to_the_data(monkeypatch, tmp_path):
-    from senet_core import data
-    from senet_core import role_of_se as rs
+    from senet_core.engine import data
+    from senet_core.study import role_of_se as rs
 
     seen = {}
 
@@ -205,8 +205,8 @@ def test_download_is_passed_from_chapter_10_to_the_data(monkeypatch, tmp_path):
 def test_download_reaches_training_and_is_not_part_of_a_runs_identity(monkeypatch, tmp_path):
     import shutil
 
-    import senet_core.experiments as experiments
-    from senet_core.train import TrainConfig, _check_resumable
+    import senet_core.study.experiments as experiments
+    from senet_core.engine.train import TrainConfig, _check_resumable
 
     configs = []
 

@@ -8,7 +8,7 @@ from PIL import Image
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from senet_core import create_model, se_modules
-from senet_core.detection import (TABLE7_RECIPE, CocoDetection, build_detector, coco_ap, collate,
+from senet_core.engine.detection import (TABLE7_RECIPE, CocoDetection, build_detector, coco_ap, collate,
                                   detections_to_coco, evaluate_detection, load_detector, train_detection)
 
 pytest.importorskip("pycocotools")   # the detection path's own dependency

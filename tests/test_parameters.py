@@ -8,7 +8,7 @@ import papermill
 import pytest
 import yaml
 
-from senet_core.parameters import DECLARATIONS, ParameterError, check_parameters
+from senet_core.book.parameters import DECLARATIONS, ParameterError, check_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -4,8 +4,8 @@ import json
 import pytest
 
 from senet_core.cli import main
-from senet_core.experiments import profile
-from senet_core.pilot import PROFILES, run_pilot
+from senet_core.study.experiments import profile
+from senet_core.study.pilot import PROFILES, run_pilot
 
 
 def test_the_four_regimes_differ_from_the_base_in_one_dimension_each():
@@ -40,7 +40,7 @@ def test_cli_pilot_names_an_unknown_regime_on_one_line(capsys):
 def test_the_pilot_table_reads_the_committed_summary_and_names_the_studys_regime(tmp_path):
     from pathlib import Path
 
-    from senet_core.pilot import pilot_table
+    from senet_core.study.pilot import pilot_table
 
     root = Path(__file__).resolve().parent.parent / "results"
     table = pilot_table(root)
@@ -50,7 +50,7 @@ def test_the_pilot_table_reads_the_committed_summary_and_names_the_studys_regime
     assert table.loc["28px", "SE gain [95 % CI]"].startswith("-0.73 [")     # SE loses at 28 px
     with pytest.raises(FileNotFoundError, match="senet pilot"):
         pilot_table(tmp_path)
-    from senet_core.pilot import pilot_provenance
+    from senet_core.study.pilot import pilot_provenance
 
     said = pilot_provenance(root).splitlines()
     assert said[0].startswith("base: measured at reduced scale: pilot_base profile") and len(said) == 4

@@ -8,11 +8,11 @@ import torch
 from matplotlib.figure import Figure
 
 import senet_core
-from senet_core import plots
+from senet_core.book import plots
 from senet_core.models.describe import (architecture_table, compare_architecture_table, input_shape_of,
                                         normalise_cell)
 from senet_core.paper import paper_table
-from senet_core.role_of_se import (class_mean_gates, excitation_record, excitation_statistics,
+from senet_core.study.role_of_se import (class_mean_gates, excitation_record, excitation_statistics,
                                    last_block_of_each_stage, layerwise_summary, observations, paper_block_name, read_excitation_record,
                                    statistics_from_record, trace_se_block, write_excitation_record)
 
@@ -30,7 +30,7 @@ def small_se_net():
 @pytest.fixture(scope="module")
 def batches():
     """The first 48 Fashion-MNIST validation images, in batches of 12, preprocessed for evaluation."""
-    from senet_core.data import build_loaders
+    from senet_core.engine.data import build_loaders
 
     try:
         return list(build_loaders("fashion_mnist", batch_size=12, limit_val=48).val)

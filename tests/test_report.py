@@ -6,11 +6,11 @@ import torch
 
 from senet_core import complexity, create_model
 from senet_core.complexity import EXPLAINED_MISSES
-from senet_core.experiments import experiment
+from senet_core.study.experiments import experiment
 from senet_core.models import list_models
-from senet_core.report import (COMPUTATIONS, KINDS, QUANTITIES, _cost, check_claim, claims, conclusion, evaluate,
+from senet_core.study.report import (COMPUTATIONS, KINDS, QUANTITIES, _cost, check_claim, claims, conclusion, evaluate,
                                headline, reproduction_report, summary)
-from senet_core.results import write_record
+from senet_core.study.results import write_record
 
 SECTIONS = {"A": (1, 2), "B": (3, 10), "C": (11, 21), "D": (22, 47), "E": (48, 53), "F": (54, 63),
             "G": (64, 66), "H": (67, 70), "I": (71, 76), "J": (77, 92), "K": (93, 97), "L": (98, 100)}
@@ -167,13 +167,13 @@ def test_missing_rows_leave_a_claim_not_run_yet(tmp_path):
     (["holds", "inconclusive"], "inconclusive"), (["inconclusive", "contradicted"], "contradicted"),
 ])
 def test_a_claim_of_several_comparisons_has_one_outcome(outcomes, said):
-    from senet_core.report import claim_outcome
+    from senet_core.study.report import claim_outcome
 
     assert claim_outcome(outcomes) == said
 
 
 def test_the_claims_table_is_narrow_and_numbers_each_measured_provenance_once(tmp_path, report):
-    from senet_core.report import claims_table
+    from senet_core.study.report import claims_table
 
     exp = "table02_imagenet_families"
     for seed, (base, se) in enumerate(zip((12.0, 13.0, 14.0), (10.0, 11.0, 12.0))):

@@ -5,7 +5,7 @@ import nbformat
 import pytest
 
 from senet_core.cli import main
-from senet_core.reproduce import chapter_notebooks, reproduce
+from senet_core.book.reproduce import chapter_notebooks, reproduce
 
 
 def write_notebook(path, body):

@@ -4,7 +4,7 @@ import math
 import pytest
 from scipy import stats as scipy_stats
 
-from senet_core.stats import OUTCOMES, expected_direction, holm, outcome, paired, tost
+from senet_core.study.stats import OUTCOMES, expected_direction, holm, outcome, paired, tost
 
 BASE = {0: 10.0, 1: 11.0, 2: 10.5, 3: 10.2, 4: 10.9}
 
@@ -59,7 +59,7 @@ def test_adjusted_p_value_and_direction():
 
 
 def test_correlation_says_how_much_pairing_removes():
-    from senet_core.stats import correlation
+    from senet_core.study.stats import correlation
 
     base = {0: 10.0, 1: 11.0, 2: 12.0, 3: 13.0}
     assert correlation(base, {s: e - 1 for s, e in base.items()}) == pytest.approx(1.0)

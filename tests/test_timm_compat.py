@@ -14,7 +14,7 @@ from torchvision.models.feature_extraction import create_feature_extractor
 import senet_core
 from senet_core import create_model, list_models, model_entry, pretrained_cfg, transforms_for
 from senet_core.models.features import FeatureNet
-from senet_core.weights import RELEASED
+from senet_core.models.weights import RELEASED
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = list_models()
@@ -350,7 +350,7 @@ def test_hubconf_lists_every_model_and_loads_one(monkeypatch):
 # ---- detection on the public API -------------------------------------------------------------------
 
 def test_detector_trunk_is_a_features_only_net_with_the_old_keys():
-    from senet_core.detection import build_detector
+    from senet_core.engine.detection import build_detector
 
     detector = build_detector("se_resnet18", num_classes=3, min_size=64, max_size=64)
     assert isinstance(detector.backbone.body, FeatureNet)

@@ -14,8 +14,9 @@ from torch import nn
 
 from senet_core import create_model
 from senet_core.cli import main
-from senet_core.recipes import Recipe, list_recipes, recipe
-from senet_core.train import CHECKPOINT, LRSchedule, NonFiniteLossError, TrainConfig, train
+from senet_core.engine.recipes import Recipe, list_recipes, recipe
+from senet_core.engine.runtime import CHECKPOINT
+from senet_core.engine.train import LRSchedule, NonFiniteLossError, TrainConfig, train
 
 REQUIRED_METRICS = {"epoch", "train_loss", "val_top1_err", "val_top5_err", "lr", "epoch_seconds",
                     "images_per_second"}
@@ -208,7 +209,7 @@ def test_reading_a_finished_run_back_never_rewrites_its_provenance(tmp_path):
 
 
 def test_one_writer_per_run_folder_and_a_stale_lock_is_taken_over(tmp_path, capsys):
-    from senet_core.train import LOCK, RunLockedError, run_lock
+    from senet_core.engine.runtime import LOCK, RunLockedError, run_lock
     with run_lock(tmp_path):
         holder = json.loads((tmp_path / LOCK).read_text())
         assert holder["pid"] == os.getpid()

@@ -4,7 +4,7 @@ import timm
 import torch
 
 from senet_core import create_model
-from senet_core.weights import RELEASED, convert_port_state_dict
+from senet_core.models.weights import RELEASED, convert_port_state_dict
 
 # Our model and the port's definition of the same network (timm keeps Cadene's as legacy_*).
 PORTS = {

@@ -6,7 +6,7 @@ baseline, the stages that can hold SE blocks and the integration positions they 
 
 ``create_model`` and ``list_models`` take timm's keywords (``pretrained``, ``num_classes``,
 ``in_chans``, ``features_only``, ``out_indices``; ``list_models(pretrained=True)``), so the networks
-drop into timm-style code; the released weights are loaded by ``senet_core.weights``.
+drop into timm-style code; the released weights are loaded by ``senet_core.models.weights``.
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def list_models(pattern: str | None = None, pretrained: bool = False) -> list[st
     """
     names = sorted(_REGISTRY)
     if pretrained:
-        from ..weights import RELEASED
+        from .weights import RELEASED
         names = [n for n in names if n in RELEASED]
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
@@ -128,7 +128,7 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int = 3,
     model.model_name = name
     model.in_chans = in_chans
     model.register_forward_pre_hook(InputCheck(name, in_chans, entry.min_size))
-    from ..weights import RELEASED, load_pretrained, pretrained_cfg
+    from .weights import RELEASED, load_pretrained, pretrained_cfg
     if name in RELEASED:
         model.pretrained_cfg = pretrained_cfg(name)
     if pretrained:

@@ -22,7 +22,6 @@ which cancels most of the drift that a ratio of medians would keep.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import statistics
@@ -35,9 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .evaluate import AMP_DTYPES, autocast
-from .models import create_model, model_entry
-from .train import provenance, resolve_device
+from ..models import create_model, model_entry
+from .runtime import autocast, check_amp, provenance, repo_root, resolve_device
 
 __all__ = ["MODES", "PAPER_MS", "ProfileRow", "ProfileReport", "profile_models", "paired_times", "spread",
            "timing_table", "benchmark_results_path", "committed_timing_table", "measure_timing_table"]
@@ -225,8 +223,7 @@ def _check(models, baseline, mode, batch_size, input_size, amp, warmup, repeats,
         raise ValueError("models must be a non-empty list of model names or (label, nn.Module) pairs")
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} is not one of {', '.join(map(repr, MODES))}")
-    if amp is not None and amp not in AMP_DTYPES:
-        raise ValueError(f"amp={amp!r} is not one of None, {', '.join(map(repr, AMP_DTYPES))}")
+    check_amp(amp)
     for name, value, least in (("batch_size", batch_size, 1), ("warmup", warmup, 0), ("repeats", repeats, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
@@ -460,9 +457,7 @@ def timing_table(reports: Sequence) -> "object":
 
 def benchmark_results_path() -> Path:
     """``benchmarks/results.json`` at the repository root (found as the chapters find the records)."""
-    from .chapters import root   # where the book's committed files live is decided there, once
-
-    return root() / "benchmarks" / "results.json"
+    return repo_root() / "benchmarks" / "results.json"
 
 
 def committed_timing_table(path: str | Path | None = None) -> tuple["object", str]:

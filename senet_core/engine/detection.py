@@ -64,10 +64,11 @@ from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from .models import create_model, list_models, model_entry
-from .models import resnet as resnet_models
-from .models.features import FeatureNet
-from .weights import IMAGENET_MEAN, IMAGENET_STD
+from ..models import create_model, list_models, model_entry
+from ..models import resnet as resnet_models
+from ..models.features import FeatureNet
+from ..models.weights import IMAGENET_MEAN, IMAGENET_STD
+from .runtime import atomic_save, autocast, check_amp, grad_scaler, resolve_device
 
 COCO_DOWNLOAD_HINT = (
     "Get COCO from https://cocodataset.org/#download: the 2017 Train and Val images and the "
@@ -448,42 +449,12 @@ def coco_ap(coco_gt, detections: list[dict], image_ids: Sequence[int] | None = N
 
 
 # ---- Training and evaluation ------------------------------------------------------------------------
-def _device(device: str | torch.device) -> torch.device:
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from error
-    if resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be a CPU or CUDA device, got {device!r}")
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but CUDA is not available; use device='cpu'")
-    return resolved
-
-
-def _autocast(amp: str | None, device: torch.device):
-    """Mixed precision: bf16 or fp16 on CUDA, bf16 on CPU; ``None`` runs in float32."""
-    if amp is None:
-        return contextlib.nullcontext()
-    if amp not in ("bf16", "fp16"):
-        raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
-    if amp == "fp16" and device.type != "cuda":
-        raise ValueError("amp='fp16' needs a CUDA device; on CPU use amp='bf16' or None")
-    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
-
-
 def _loader(dataset: CocoDetection, batch_size: int, shuffle: bool, num_workers: int, seed: int,
             device: torch.device) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, collate_fn=collate,
         generator=torch.Generator().manual_seed(seed), pin_memory=device.type == "cuda",
         persistent_workers=False)
-
-
-def _save_atomic(obj, path: Path) -> None:
-    # A crash while writing must never leave a truncated checkpoint under the final name.
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(obj, temporary)
-    os.replace(temporary, path)
 
 
 def _check_positive(**values) -> None:
@@ -505,7 +476,7 @@ def evaluate_detection(model: nn.Module | str | os.PathLike, data_dir: str | os.
         data_dir: the COCO root (``annotations/`` and one folder of images per split).
         split: the split to score.
         batch_size, num_workers: inference batching and data-loading workers.
-        device: ``"cpu"`` or ``"cuda"``; amp: ``None``, ``"bf16"`` or ``"fp16"`` (CUDA only).
+        device: ``"cpu"`` or ``"cuda"``; amp: ``None``, ``"bf16"`` or ``"fp16"``.
         limit: score only the first ``limit`` images (by id).
         out: if given, a folder to write the COCO-format detections ``detections_{split}.json`` to.
 
@@ -513,8 +484,8 @@ def evaluate_detection(model: nn.Module | str | os.PathLike, data_dir: str | os.
     "ap_medium", "ap_large", "seconds"}`` with APs in percent.
     """
     _check_positive(batch_size=batch_size)
-    run_device = _device(device)
-    _autocast(amp, run_device)   # validate before the dataset is read
+    run_device = resolve_device(device)
+    check_amp(amp)   # validate before the dataset is read
     if isinstance(model, (str, os.PathLike)):
         model = load_detector(model, map_location="cpu")
     dataset = CocoDetection(data_dir, split, train=False, limit=limit)
@@ -533,7 +504,7 @@ def evaluate_detection(model: nn.Module | str | os.PathLike, data_dir: str | os.
     detections: list[dict] = []
     for images, targets in _loader(dataset, batch_size, False, num_workers, 0, run_device):
         images = [image.to(run_device, non_blocking=True) for image in images]
-        with _autocast(amp, run_device):
+        with autocast(run_device, amp):
             outputs = model(images)
         image_ids = [int(t["image_id"]) for t in targets]
         detections.extend(detections_to_coco(outputs, image_ids, dataset.category_ids))
@@ -611,7 +582,7 @@ def train_detection(model_name: str, data_dir: str | os.PathLike, out: str | os.
         warmup_iters: linear warm-up steps from ``warmup_factor`` x lr; ``None``: Detectron's 500
             steps of 16 images, rescaled to ``batch_size``.
         bias_lr_factor, bias_weight_decay: Detectron's treatment of biases (2x lr, no decay).
-        device: ``"cpu"`` or ``"cuda"``; amp: ``None``, ``"bf16"`` or ``"fp16"`` (CUDA only).
+        device: ``"cpu"`` or ``"cuda"``; amp: ``None``, ``"bf16"`` or ``"fp16"``.
         seed: seeds initialisation, shuffling and flips.
         limit: use only the first ``limit`` images of each split (smoke runs).
         pretrained_backbone, fpn, min_size, max_size, trainable_layers, backbone_options: see
@@ -635,8 +606,8 @@ def train_detection(model_name: str, data_dir: str | os.PathLike, out: str | os.
         raise ValueError(f"train_split must name a COCO split such as 'train2017', got {train_split!r}")
     if val_split is not None and (not isinstance(val_split, str) or not val_split):
         raise ValueError(f"val_split must name a COCO split such as 'val2017' or be None, got {val_split!r}")
-    run_device = _device(device)
-    _autocast(amp, run_device)
+    run_device = resolve_device(device)
+    autocast(run_device, amp)
     lr = TABLE7_RECIPE.lr_for(batch_size) if lr is None else lr
     warmup_iters = TABLE7_RECIPE.warmup_iters_for(batch_size) if warmup_iters is None else warmup_iters
 
@@ -657,7 +628,7 @@ def train_detection(model_name: str, data_dir: str | os.PathLike, out: str | os.
     optimizer = _sgd_with_detectron_bias_rule(model, lr, momentum, weight_decay, bias_lr_factor, bias_weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _step_schedule(total_iterations, lr_milestones, lr_gamma, warmup_iters, warmup_factor))
-    scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
+    scaler = grad_scaler(run_device, amp)
 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -675,7 +646,7 @@ def train_detection(model_name: str, data_dir: str | os.PathLike, out: str | os.
         for images, targets in loader:
             images = [image.to(run_device, non_blocking=True) for image in images]
             targets = [{k: v.to(run_device, non_blocking=True) for k, v in t.items()} for t in targets]
-            with _autocast(amp, run_device):
+            with autocast(run_device, amp):
                 losses = model(images, targets)
             loss = sum(losses.values())
             if not torch.isfinite(loss):
@@ -705,7 +676,7 @@ def train_detection(model_name: str, data_dir: str | os.PathLike, out: str | os.
             record["eval_seconds"] = scores.pop("seconds")
             record.update(scores)
             model.train()
-        _save_atomic({"model": model.state_dict(), "build_options": model.build_options,
+        atomic_save({"model": model.state_dict(), "build_options": model.build_options,
                       "category_ids": dataset.category_ids, "epoch": epoch, "iterations": iteration,
                       "settings": settings}, checkpoint_file)
         with metrics_file.open("a") as stream:

@@ -11,7 +11,7 @@ from importlib import resources
 
 import yaml
 
-from .names import lookup
+from ..names import lookup
 
 SCHEDULES = ("step", "multistep", "cosine", "plateau", "constant")
 
@@ -80,7 +80,7 @@ class Recipe:
 
 @lru_cache(maxsize=None)
 def _load() -> dict[str, Recipe]:
-    text = (resources.files("senet_core") / "recipes.yaml").read_text(encoding="utf-8")
+    text = (resources.files("senet_core.engine") / "recipes.yaml").read_text(encoding="utf-8")
     recipes = {}
     for name, spec in yaml.safe_load(text).items():
         explicit = tuple(k for k in spec if k not in ("summary", "paper", "ours"))

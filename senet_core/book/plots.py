@@ -7,7 +7,7 @@
 * Fig. 4 (:func:`plot_training_curves`): validation error against epoch, baseline beside SE.
 * Fig. 5 (:func:`draw_integration_variants`): the five residual-unit designs of Section 6.5.
 * Figs. 6-7 (:func:`plot_excitations`, :func:`plot_excitation_spread`): excitation statistics
-  of Section 7.2, from :func:`senet_core.role_of_se.excitation_statistics`.
+  of Section 7.2, from :func:`senet_core.study.role_of_se.excitation_statistics`.
 * Fig. 8 (:func:`show_samples`): example images of the classes used in Figs. 6-7.
 
 Every function takes its data explicitly, trains nothing, and returns the
@@ -403,7 +403,7 @@ def _se_steps(gate, u_shape: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]
     The block computes its squeeze, FCs and ReLU as tensor functions rather than module calls (see
     ``SEBlock.excite``), so hooks cannot see them; their sizes are read off the block instead.
     """
-    from .se import NoSqueeze
+    from ..se import NoSqueeze
 
     n, c = u_shape[0], u_shape[1]
     hidden = gate.fc1.weight.shape[0]
@@ -428,7 +428,7 @@ def trace_module(block, input_shape: Sequence[int]) -> list[dict]:
     """
     import torch
 
-    from .se import GATED_MODULES
+    from ..se import GATED_MODULES
 
     shape = tuple(input_shape)
     if len(shape) == 3:
@@ -488,7 +488,7 @@ def draw_module(block, input_shape: Sequence[int], title: str | None = None):
     highlighted, with its pooling (Eq. 2) and scale (Eq. 4) added, since they are tensor
     operations rather than modules; a residual block gets its identity path and addition.
     """
-    from .se import GATED_MODULES
+    from ..se import GATED_MODULES
 
     calls = trace_module(block, input_shape)
     se_blocks = [m for m in block.modules() if isinstance(m, GATED_MODULES)]
@@ -680,7 +680,7 @@ def plot_excitations(stats: dict, classes, blocks: Sequence[str], channels: int 
                      names: dict | None = None, title: str | None = None):
     """Fig. 6: mean excitation per channel for each class, and over all classes, at several depths.
 
-    ``stats`` comes from :func:`senet_core.role_of_se.excitation_statistics`; ``classes`` is a
+    ``stats`` comes from :func:`senet_core.study.role_of_se.excitation_statistics`; ``classes`` is a
     sequence of labels or a ``{label: name}`` dict; ``blocks`` the SE blocks to plot (one panel
     each); ``names`` optional display names (``{"layer1.2.se": "SE_2_3"}``). The first
     ``channels`` channels are shown, or that many evenly spaced ones when a block has more.

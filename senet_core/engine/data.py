@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from .names import lookup
+from ..names import lookup
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import torch
 
-from .data import build_loaders, dataset_info
+from ..engine.data import build_loaders, dataset_info
 from .experiments import experiment, profile, row_recipe, run_dir_of, run_experiments
-from .models import create_model
+from ..models import create_model
 from .results import load_records, provenance_label, write_json
 from .role_of_se import excitation_statistics
 from .stats import paired
-from .train import CHECKPOINT, provenance, resolve_device
+from ..engine.runtime import CHECKPOINT, provenance, resolve_device
 
 EXPERIMENT = "table16_pilot"
 PROFILES = ("pilot_base", "pilot_data", "pilot_long", "pilot_28px")

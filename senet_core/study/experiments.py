@@ -24,16 +24,17 @@ from pathlib import Path
 import torch
 import yaml
 
-from .complexity import complexity
-from .data import dataset_info
-from .models import create_model
-from .names import lookup
-from .paper import paper_row
-from .recipes import Recipe, recipe
+from ..complexity import complexity
+from ..engine.data import dataset_info
+from ..models import create_model
+from ..names import lookup
+from ..paper import paper_row
+from ..engine.recipes import Recipe, recipe
 from .results import load_records, read_record, write_record
-from .se import SEConfig
+from ..se import SEConfig
 from .stats import OUTCOMES, Comparison, correlation, expected_direction, holm, outcome, paired
-from .train import CHECKPOINT, CONFIG, METRICS, RunLockedError, TrainConfig, git_commit, git_dirty, train
+from ..engine.runtime import CHECKPOINT, CONFIG, METRICS, RunLockedError, git_commit, git_dirty
+from ..engine.train import TrainConfig, train
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class Profile:
 
 @lru_cache(maxsize=None)
 def _spec() -> dict:
-    return yaml.safe_load((resources.files("senet_core") / "experiments.yaml").read_text(encoding="utf-8"))
+    return yaml.safe_load((resources.files("senet_core.study") / "experiments.yaml").read_text(encoding="utf-8"))
 
 
 def list_experiments() -> list[str]:
@@ -194,7 +195,7 @@ def train_row(exp: Experiment, row: Row, prof: Profile, seed: int, runs_dir: str
               device: str = "auto", data_dir: str | None = None, download: bool = False) -> tuple[list[dict], Path]:
     """Train one row for one seed in its run folder (continuing it if it was interrupted, or just
     reading it back if it finished); return its per-epoch metrics and the folder. ``download``
-    fetches a missing dataset (:func:`senet_core.data.build_loaders`); like ``data_dir`` it is not
+    fetches a missing dataset (:func:`senet_core.engine.data.build_loaders`); like ``data_dir`` it is not
     part of the run's identity."""
     chosen, options = row_recipe(exp, row, prof)
     run_dir = run_dir_of(exp, row, prof, seed, runs_dir)
@@ -220,7 +221,7 @@ def run_experiment(name: str, profile_name: str = "smoke", results_dir: str | Pa
     ``seeds``, ``epochs`` and ``engine_name`` override the profile's (a record remembers its epochs:
     records of another length are not reused; it also names its engine, which does not decide
     whether it is reused). ``jobs``: see :func:`run_experiments`. ``download``: fetch a missing
-    dataset with torchvision (into ``data_dir``, default :func:`senet_core.data.default_data_dir`);
+    dataset with torchvision (into ``data_dir``, default :func:`senet_core.engine.data.default_data_dir`);
     neither it nor ``data_dir`` changes a run's identity (:func:`fingerprint`).
     """
     return run_experiments([name], profile_name, results_dir, runs_dir, device, seeds, epochs, data_dir,
@@ -554,7 +555,7 @@ class Decision:
 
     ``runs`` names the two networks by their run fingerprints (row, baseline): the same comparison
     shown by several tables has the same ``runs``. ``p_adjusted`` is Holm's adjustment over the
-    distinct comparisons of the experiment; ``outcome`` is one of :data:`senet_core.stats.OUTCOMES`.
+    distinct comparisons of the experiment; ``outcome`` is one of :data:`senet_core.study.stats.OUTCOMES`.
     """
 
     experiment: str
@@ -574,7 +575,7 @@ class Pair:
     """A comparison to decide: ``row`` against ``baseline`` (row labels of one experiment).
 
     ``expect`` is the paper's direction for ``row`` (default: the sign of the paper's gain, see
-    :func:`senet_core.stats.expected_direction`); ``margin`` the equivalence margin in points
+    :func:`senet_core.study.stats.expected_direction`); ``margin`` the equivalence margin in points
     (default: the paper's gain, its size)."""
 
     row: str
@@ -585,7 +586,7 @@ class Pair:
 
 def decisions(name: str, records: list[dict], pairs: list[Pair] | None = None) -> list[Decision]:
     """The comparisons ``pairs`` of experiment ``name`` (default: every row against its baseline)
-    that its ``records`` can make, decided with :mod:`senet_core.stats`: paired t interval, Holm's
+    that its ``records`` can make, decided with :mod:`senet_core.study.stats`: paired t interval, Holm's
     correction over the distinct comparisons, the paper's gain as the equivalence margin."""
     exp, errors = experiment(name), _errors_by_row(records)
     runs = {r["row"]: r["fingerprint"] for r in records}

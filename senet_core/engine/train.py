@@ -10,15 +10,9 @@
 """
 from __future__ import annotations
 
-import contextlib
-import datetime
 import json
 import math
-import os
 import random
-import socket
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,18 +23,14 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from ..models import create_model, model_entry
+from ..models.init import he_init
+from ..se import SEConfig
 from .data import build_loaders
-from .evaluate import AMP_DTYPES, autocast, evaluate
-from .models import create_model, model_entry
-from .models.init import he_init
+from .evaluate import evaluate
 from .recipes import Recipe
-from .se import SEConfig
-
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.jsonl"
-CONFIG = "config.json"
-LOCK = "LOCK"
-
+from .runtime import (CHECKPOINT, CONFIG, METRICS, Distributed, atomic_save, atomic_write_text, autocast, check_amp,
+                      distributed_from_env, grad_scaler, provenance, resolve_device, run_lock)
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
@@ -75,40 +65,6 @@ class TrainConfig:
         d["recipe"] = {k: v for k, v in d["recipe"].items() if k not in ("paper", "ours", "explicit")}
         d["recipe"]["lr_milestones"] = list(d["recipe"]["lr_milestones"])
         return d
-
-
-@dataclass
-class Distributed:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def resolve_device(device: str, dist_env: Distributed | None = None) -> torch.device:
-    """``auto`` picks the GPU when there is one; under torchrun each process takes its local GPU."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ValueError(f"device={device!r} is not one of cpu, cuda, auto")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was asked for but torch sees no CUDA GPU; use --device cpu or auto")
-    if device == "cuda" and dist_env is not None and dist_env.enabled:
-        return torch.device("cuda", dist_env.local_rank)
-    return torch.device(device)
-
-
-def distributed_from_env() -> Distributed:
-    """The process group set up by torchrun (RANK, WORLD_SIZE, LOCAL_RANK), or a single process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return Distributed(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
 def seed_everything(seed: int) -> None:
@@ -173,100 +129,6 @@ class LRSchedule:
         self.best_loss, self.bad_epochs, self.drops = state["best_loss"], state["bad_epochs"], state["drops"]
 
 
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def git_commit() -> str:
-    """The commit of the code that ran, or "unknown" outside a git checkout."""
-    return _git("rev-parse", "--short", "HEAD") or "unknown"
-
-
-def git_dirty() -> bool | None:
-    """Whether the package's files differ from the commit (None outside a git checkout)."""
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", str(Path(__file__).resolve().parent))
-    return None if status is None else bool(status)
-
-
-def provenance(device: torch.device, world_size: int) -> dict:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
-    return {"device": name, "threads": torch.get_num_threads(), "world_size": world_size, "torch": torch.__version__,
-            "commit": git_commit(), "dirty": git_dirty(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-
-
-def atomic_save(obj, path: Path) -> None:
-    """Write ``obj`` so that ``path`` always holds either the old or the new complete file."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """:func:`atomic_save` for a text file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-class RunLockedError(FileExistsError):
-    """Another live process is writing the run folder (the CLI reports it on one line, exit 2)."""
-
-
-@contextlib.contextmanager
-def run_lock(out: Path, take: bool = True):
-    """Hold ``out/LOCK`` (holder's pid and host inside) while a process writes the run folder.
-
-    A second writer stops at once with :class:`RunLockedError` naming the holder. A lock left by a
-    process that no longer runs on this host is stale: it is taken over, with a notice.
-    """
-    if not take:
-        yield
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / LOCK
-    me = {"pid": os.getpid(), "host": socket.gethostname()}
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                holder = json.loads(path.read_text() or "{}")
-            except (OSError, ValueError):
-                holder = {}
-            if holder.get("host") == me["host"] and holder.get("pid") and not _alive(holder["pid"]):
-                print(f"{out}: taking over the lock of process {holder['pid']}, which no longer runs",
-                      file=sys.stderr)
-                path.unlink(missing_ok=True)
-                continue
-            raise RunLockedError(f"{out} is being written by another process (pid {holder.get('pid', '?')} on "
-                                 f"{holder.get('host', '?')}); wait for it to finish, or use another --out")
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
-        break
-    else:
-        raise RunLockedError(f"{out}: its lock was taken over twice in a row; try again")
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError, OverflowError):
-        return True
-    return True
-
-
 def _rng_state(device: torch.device) -> dict:
     _, keys, pos, has_gauss, cached = np.random.get_state()
     state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
@@ -313,8 +175,7 @@ def _bn_modules(model: nn.Module) -> list[nn.Module]:
 def train(config: TrainConfig, model: nn.Module | None = None) -> list[dict]:
     """Run (or resume) a training run; returns the per-epoch metrics. ``model`` overrides the recipe's."""
     recipe = config.recipe
-    if config.amp is not None and config.amp not in AMP_DTYPES:
-        raise ValueError(f"amp={config.amp!r} is not one of bf16, fp16 (or none)")
+    check_amp(config.amp)
     env = distributed_from_env()
     device = resolve_device(config.device, env)
     if recipe.batch_size % env.world_size:
@@ -368,7 +229,7 @@ def _run(config: TrainConfig, model: nn.Module | None, env: Distributed, device:
                                 nesterov=recipe.nesterov and recipe.momentum > 0,
                                 weight_decay=recipe.weight_decay)
     schedule = LRSchedule(recipe, base_lr)
-    scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
+    scaler = grad_scaler(device, config.amp)
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
 
     metrics: list[dict] = []

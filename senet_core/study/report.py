@@ -43,7 +43,7 @@ DATASETS = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100":
 
 @lru_cache(maxsize=None)
 def _claims_text() -> str:
-    return (resources.files("senet_core") / "claims.yaml").read_text(encoding="utf-8")
+    return (resources.files("senet_core.study") / "claims.yaml").read_text(encoding="utf-8")
 
 
 def claims() -> list[dict]:
@@ -71,8 +71,8 @@ def _cost(model: str, options: tuple, size: int):
     """Complexity of one configuration at size x size, run on the meta device (shapes only)."""
     import torch
 
-    from .complexity import complexity
-    from .models import create_model
+    from ..complexity import complexity
+    from ..models import create_model
 
     with torch.device("meta"):
         net = create_model(model, **dict(options))
@@ -80,7 +80,7 @@ def _cost(model: str, options: tuple, size: int):
 
 
 def _size(model: str, item: dict) -> int:
-    from .models import model_entry
+    from ..models import model_entry
 
     return int(item.get("input_size") or model_entry(model).input_size[1])
 
@@ -112,7 +112,7 @@ def _printed_match(value: float, printed) -> bool:
 
 
 def _within(quantity: str, value: float, paper, tolerance) -> bool:
-    from .complexity import PaperCell
+    from ..complexity import PaperCell
 
     if tolerance is not None:
         return abs(value - float(paper)) <= float(tolerance) + 1e-9
@@ -127,7 +127,7 @@ def _first_sentence(text: str) -> str:
 
 
 def _complexity_item(item: dict) -> Check:
-    from .complexity import EXPLAINED_MISSES
+    from ..complexity import EXPLAINED_MISSES
 
     model, options, quantity = item["model"], item.get("options") or {}, item["quantity"]
     size = _size(model, item)
@@ -170,7 +170,7 @@ def _resnet_stages(model: str) -> list[tuple[int, int]]:
     """(N_s, C_s) of each residual stage of a ResNet-family baseline, read from the model."""
     import torch
 
-    from .models import create_model
+    from ..models import create_model
 
     with torch.device("meta"):
         net = create_model(model)
@@ -183,7 +183,7 @@ def _resnet_stages(model: str) -> list[tuple[int, int]]:
 
 def _eq5(item: dict) -> Check:
     """Eq. 5 against the counted parameters, for each reduction ratio asked for."""
-    from .complexity import eq5_extra_weights
+    from ..complexity import eq5_extra_weights
 
     model, baseline = item["model"], item["baseline"]
     stages = _resnet_stages(baseline)
@@ -227,7 +227,7 @@ def _se_block(item: dict) -> Check:
     import torch
     from torch.nn import functional as F
 
-    from .se import SEBlock
+    from ..se import SEBlock
 
     torch.manual_seed(0)
     block = SEBlock(64, reduction=16).eval()
@@ -268,7 +268,7 @@ def _se_placement(item: dict) -> Check:
     """The first residual unit of an SE-ResNet: output = ReLU(identity + s(branch) * branch)."""
     import torch
 
-    from .models import create_model
+    from ..models import create_model
 
     torch.manual_seed(0)
     net = create_model(item["model"]).eval()
@@ -302,8 +302,8 @@ def _output_sizes(item: dict) -> Check:
     """Spatial size after each row of Table 1 for a 224 x 224 input."""
     import torch
 
-    from .models import create_model
-    from .paper import paper_table
+    from ..models import create_model
+    from ..paper import paper_table
 
     paper = [row["output_size"] for row in paper_table(1)]
     texts, ok = [], True
@@ -354,8 +354,8 @@ def _table1_match(item: dict) -> Check:
     """Each model's column of Table 1, row by row, against the built network."""
     import torch
 
-    from .models import create_model
-    from .paper import paper_table
+    from ..models import create_model
+    from ..paper import paper_table
 
     table = paper_table(1)
     texts, ok = [], True
@@ -394,7 +394,7 @@ def _senet154_design(item: dict) -> Check:
     import torch
     from torch import nn
 
-    from .models import create_model
+    from ..models import create_model
 
     with torch.device("meta"):
         net = create_model(item["model"])
@@ -526,7 +526,7 @@ def claim_outcome(outcomes: list[str]) -> str:
 
 def _reduced_scale(ours: dict, results_dir, profile: str) -> tuple[str, str, str, str]:
     """(status, ours, agrees, provenance) of a reduced-scale claim from its experiment's records;
-    ``agrees`` is the claim's outcome (:data:`senet_core.stats.OUTCOMES`)."""
+    ``agrees`` is the claim's outcome (:data:`senet_core.study.stats.OUTCOMES`)."""
     pairs = _pairs(ours)
     records = load_records(results_dir, profile, ours["experiment"])
     made = decisions(ours["experiment"], records, pairs)
@@ -562,7 +562,7 @@ def check_claim(entry: dict, results_dir: str | Path = "results", profile: str =
     """One row of the report: the claim beside ours, computed now (see :func:`reproduction_report`)."""
     import torch
 
-    from . import __version__
+    from .. import __version__
 
     ours = entry["ours"]
     kind = ours["kind"]
@@ -595,7 +595,7 @@ def reproduction_report(results_dir: str | Path = "results", profile: str = "cpu
     """Every claim of ``claims.yaml`` with the paper's number and ours, computed now: a pandas DataFrame.
 
     Columns: ``#``, ``claim``, ``paper``, ``status``, ``ours``, ``agrees`` (yes / no (explained) / no
-    for exact and arithmetic claims, an outcome of :data:`senet_core.stats.OUTCOMES` for reduced-scale
+    for exact and arithmetic claims, an outcome of :data:`senet_core.study.stats.OUTCOMES` for reduced-scale
     ones, n/a) and ``provenance``. Reduced-scale rows read the ``profile`` records under
     ``results_dir``; without them their status is "reduced scale: not run yet" and they show no number.
     """
@@ -753,7 +753,7 @@ def conclusion(report) -> str:
 
 def headline(report, outcomes=None):
     """The landing page's table (a DataFrame): each kind of claim, how it is checked, how many there
-    are and what came out; ``outcomes`` (:func:`senet_core.experiments.conclusions`) adds the distinct
+    are and what came out; ``outcomes`` (:func:`senet_core.study.experiments.conclusions`) adds the distinct
     training comparisons by outcome."""
     import pandas as pd
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # What a profile sends to the chapters that declare it; the chapters find the records themselves
-# (senet_core.chapters): the committed ones in results/, the others under _build/.
+# (senet_core.book.chapters): the committed ones in results/, the others under _build/.
 PROFILE_PARAMETERS = {
     "smoke": {"profile": "smoke", "runs_dir": "_build/runs"},
     "cpu": {"profile": "cpu", "runs_dir": "runs"},
@@ -61,7 +61,7 @@ def chapter_notebooks(root: str | Path = ".", only: str | None = None) -> list[P
 
 def _package_digest() -> str:
     """A hash of senet_core's source and data files: a change there makes every output stale."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     digest = hashlib.sha1()
     for path in sorted(package.rglob("*")):
         if path.suffix in (".py", ".yaml", ".csv") and "__pycache__" not in path.parts:

@@ -1,7 +1,7 @@
 """Single-crop evaluation: top-1 and top-5 error in %, as every accuracy table of the paper reports them."""
 from __future__ import annotations
 
-import contextlib
+from pathlib import Path
 from typing import Iterable
 
 import torch
@@ -9,17 +9,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def autocast(device: torch.device, amp: str | None):
-    """Mixed precision for ``amp`` in ("bf16", "fp16"), or a no-op context for ``None``."""
-    if amp is None:
-        return contextlib.nullcontext()
-    if amp not in AMP_DTYPES:
-        raise ValueError(f"amp={amp!r} is not one of bf16, fp16 (or none)")
-    return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
-
+from ..models import create_model, model_entry
+from .data import build_loaders, dataset_info
+from .runtime import CHECKPOINT, autocast, resolve_device
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: str | None = None,
@@ -72,12 +64,6 @@ def evaluate_run(*, model: str | None = None, checkpoint: str | None = None, pre
     size, 224 or 299) after resizing the shorter side to ``resize`` (default: ``crop_size * 8 / 7``, i.e.
     256 for 224; the paper uses 352 for Inception-ResNet-v2's 299).
     """
-    from pathlib import Path
-
-    from .data import build_loaders, dataset_info
-    from .models import create_model, model_entry
-    from .train import CHECKPOINT, resolve_device
-
     if (checkpoint is None) == (model is None):
         raise ValueError("give either --checkpoint (a training run) or --model (with --pretrained weights)")
     dev = resolve_device(device)

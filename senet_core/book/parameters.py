@@ -43,7 +43,7 @@ def _fail(name: str, value, accepted: str) -> None:
 
 
 def _check_profile(value) -> None:
-    from .experiments import profile
+    from ..study.experiments import profile
 
     try:
         profile(value)
@@ -57,7 +57,7 @@ def _check_device(value) -> None:
 
 
 def _check_dataset(value) -> None:
-    from .data import DATASETS
+    from ..engine.data import DATASETS
 
     if value is not None and value not in DATASETS:
         _fail("dataset", value, "None or one of " + ", ".join(sorted(DATASETS)))

@@ -22,7 +22,7 @@ from torch import nn
 
 from .experiments import Pair, decisions, experiment, profile, row_recipe, run_dir_of, train_row
 from .results import write_json
-from .se import capture_gates, se_modules
+from ..se import capture_gates, se_modules
 from .stats import Comparison
 
 # Fashion-MNIST's label names, in label order (Xiao et al. 2017, the dataset's README).
@@ -188,9 +188,9 @@ def reference_model(runs_dir: str | Path = "runs/experiments", profile: str = "s
     continues). ``epochs`` overrides the profile's, and ``download`` fetches a missing dataset, as in
     ``run_experiment``.
     """
-    from .data import dataset_info
-    from .models import create_model
-    from .train import CHECKPOINT, resolve_device
+    from ..engine.data import dataset_info
+    from ..models import create_model
+    from ..engine.runtime import CHECKPOINT, resolve_device
 
     exp, prof = experiment(REFERENCE_EXPERIMENT), _profile(profile, epochs)
     row = exp.row(REFERENCE_ROW)
@@ -209,7 +209,7 @@ def reference_model(runs_dir: str | Path = "runs/experiments", profile: str = "s
 def reference_val_loader(profile: str = "smoke", data_dir: str | None = None, device: str | torch.device = "cpu",
                          batch_size: int = 256, download: bool = False):
     """Validation batches as the reference model saw them in training (its profile's image size)."""
-    from .data import build_loaders
+    from ..engine.data import build_loaders
 
     exp, prof = experiment(REFERENCE_EXPERIMENT), _profile(profile, None)
     chosen, _ = row_recipe(exp, exp.row(REFERENCE_ROW), prof)
@@ -252,11 +252,11 @@ def excitations(profile: str, results_dir: str | Path, runs_dir: str | Path, dev
     (its ``provenance.run``); otherwise the reference model is loaded (trained first if its run is
     missing), its gates measured on the first ``num_per_class`` validation images of each class, and,
     with ``write``, the record written. The record's provenance is the reference run's training record.
-    ``download`` fetches a missing dataset (:func:`senet_core.data.build_loaders`).
+    ``download`` fetches a missing dataset (:func:`senet_core.engine.data.build_loaders`).
     """
     from .experiments import run_name
     from .results import load_records
-    from .train import resolve_device
+    from ..engine.runtime import resolve_device
 
     run = reference_run_dir(runs_dir, profile).name
     record = read_excitation_record(results_dir, profile)
@@ -383,8 +383,8 @@ def trace_se_block(model: nn.Module, block: str, images: torch.Tensor) -> dict[s
 
 def sample_images(classes: Sequence[int], per_class: int = 3, data_dir: str | None = None, download: bool = False):
     """The first ``per_class`` Fashion-MNIST validation images of each class (Fig. 8), uint8
-    (``download``: fetch the dataset if it is missing, :func:`senet_core.data.read_fashion_mnist`)."""
-    from .data import read_fashion_mnist
+    (``download``: fetch the dataset if it is missing, :func:`senet_core.engine.data.read_fashion_mnist`)."""
+    from ..engine.data import read_fashion_mnist
 
     val = read_fashion_mnist(data_dir, download)["val"]
     index = torch.cat([(val.labels == c).nonzero().flatten()[:per_class] for c in classes])
@@ -393,7 +393,7 @@ def sample_images(classes: Sequence[int], per_class: int = 3, data_dir: str | No
 
 def nosqueeze_vs_se(records: Sequence[dict]) -> tuple[Comparison, str]:
     """Section 7.1's comparison: NoSqueeze error minus SE error over the seeds both have, and its
-    outcome (:func:`senet_core.experiments.decisions`) against the paper's gain of SE over NoSqueeze
+    outcome (:func:`senet_core.study.experiments.decisions`) against the paper's gain of SE over NoSqueeze
     (22.93 vs 22.28 top-1: +0.65 points, also the equivalence margin). Positive = SE is better."""
     (decided,) = decisions("table16_nosqueeze", list(records), [Pair("SE", "NoSqueeze")])
     return decided.comparison, decided.outcome

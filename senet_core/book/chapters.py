@@ -3,7 +3,7 @@
 A chapter notebook holds the narrative; the calls here find the records (the committed ones from the
 repository, wherever the notebook runs), train what is missing, and display the paper beside ours
 with the provenance and the outcome of every comparison, in the book's vocabulary
-(:mod:`senet_core.stats`). Where the records live is decided here, once:
+(:mod:`senet_core.study.stats`). Where the records live is decided here, once:
 
 * the committed profiles (``cpu`` and the pilot's) are read from ``results/`` at the repository root,
   and never retrained when their records exist;
@@ -11,33 +11,18 @@ with the provenance and the outcome of every comparison, in the book's vocabular
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from .experiments import (Decision, conclusions, decisions, effects, experiment, experiment_table,
+from ..study.experiments import (Decision, conclusions, decisions, effects, experiment, experiment_table,
                           gain_text, profile, run_experiment)
-from .results import load_records, provenance_label
-from .stats import OUTCOMES
+from ..engine.runtime import repo_root as root   # the repository's root: one rule, kept with the engine
+from ..study.results import load_records, provenance_label
+from ..study.stats import OUTCOMES
 
 COMMITTED = "results"                    # the committed records, relative to the repository root
 SCRATCH = "_build"                       # everything else a chapter makes (not committed)
 SMOKE_WARNING = ("smoke profile: tiny data and one epoch, a check that the code runs; these numbers are not "
                  "results")
-
-
-BOOK_ROOT = "SENET_BOOK_ROOT"           # set by a chapter's install cell to the repository it cloned
-
-
-def root() -> Path:
-    """The book's repository: ``$SENET_BOOK_ROOT`` (a chapter opened alone, in Colab, clones it there),
-    else the repository this package was installed from (``pip install -e``), else the working directory.
-
-    Jupyter, Binder and nbval run a chapter from ``notebooks/``, ``senet reproduce`` from the
-    repository root: both find the same records."""
-    if os.environ.get(BOOK_ROOT):
-        return Path(os.environ[BOOK_ROOT]).expanduser().resolve()
-    here = Path(__file__).resolve().parent.parent
-    return here if (here / "pyproject.toml").exists() and (here / "notebooks").is_dir() else Path.cwd()
 
 
 def is_committed(profile_name: str) -> bool:
@@ -146,11 +131,11 @@ def findings(made: list[Decision], max_seeds: int | None = None) -> str:
 
 
 def show_pilot() -> None:
-    """The training-regime pilot's committed summary (:func:`senet_core.pilot.pilot_table`) and its
+    """The training-regime pilot's committed summary (:func:`senet_core.study.pilot.pilot_table`) and its
     provenance, or one line saying where it was looked for."""
     from IPython.display import display
 
-    from .pilot import pilot_provenance, pilot_table
+    from ..study.pilot import pilot_provenance, pilot_table
 
     where = results_dir("cpu")
     try:
@@ -164,7 +149,7 @@ def show_pilot() -> None:
 
 def show_conclusions(names: list[str], profile_name: str = "cpu") -> None:
     """Show every distinct comparison of experiments ``names`` under ``profile_name``, counted once,
-    with its outcome (:func:`senet_core.experiments.conclusions` gives the table) and the provenance."""
+    with its outcome (:func:`senet_core.study.experiments.conclusions` gives the table) and the provenance."""
     from IPython.display import display
 
     table = conclusions(results_dir(profile_name), profile_name, names)
@@ -189,7 +174,7 @@ def show_excitations(profile_name: str = "cpu", device: str = "auto", data_dir: 
     from IPython.display import display
 
     from .plots import plot_excitation_spread, plot_excitations
-    from .role_of_se import excitations, observations
+    from ..study.role_of_se import excitations, observations
 
     stats, classes, names, summary, record = excitations(profile_name, results_dir(profile_name),
                                                          runs_dir(profile_name), device, data_dir,
