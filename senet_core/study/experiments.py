@@ -123,6 +123,11 @@ def engine(name: str) -> dict:
     return dict(lookup("engine", name, _spec()["engines"]))
 
 
+def profile_names(pilot: bool = False) -> tuple[str, ...]:
+    """The profiles of experiments.yaml, in its order: the study's (smoke, cpu, gpu) or the pilot's."""
+    return tuple(name for name in _spec()["profiles"] if name.startswith("pilot_") == pilot)
+
+
 def profile(name: str, engine_name: str | None = None) -> Profile:
     """A profile of experiments.yaml; ``engine_name`` replaces the engine it runs with."""
     p = lookup("profile", name, _spec()["profiles"])
