@@ -39,12 +39,12 @@ import torch.nn.functional as F
 
 from senet_core import create_model, se_modules
 from senet_core.engine.data import build_loaders, dataset_info
-from senet_core.study.experiments import (ablation_protocol_options, experiment, fingerprint, list_experiments, profile,
-                                    row_recipe)
 from senet_core.engine.profile import ProfileReport, paired_times, profile_models, spread
 from senet_core.engine.recipes import recipe
-from senet_core.se import SEConfig
 from senet_core.engine.runtime import git_commit
+from senet_core.se import SEConfig, fused_excitation
+from senet_core.study.spec import (ablation_protocol_options, experiment, fingerprint, list_experiments, profile,
+                                   row_recipe)
 
 HERE = Path(__file__).resolve().parent
 
@@ -113,7 +113,7 @@ def _previous_forward(block, u, residual=None):
 
 def _autograd_scale_forward(block, u, residual=None):
     # The kept squeeze and excitation, with Eq. 4 left to autograd (before se.scale).
-    s = block._excitation(u).view(u.shape[0], u.shape[1], 1, 1)
+    s = fused_excitation(block, u).view(u.shape[0], u.shape[1], 1, 1)
     return u * s if residual is None else torch.addcmul(residual, u, s)
 
 

@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .models import create_model
+from .paper import format_table, paper_row
 from .se import se_modules
 
 aten = torch.ops.aten
@@ -38,7 +40,7 @@ def _addmv_flops(bias_shape, matrix_shape, vector_shape, *args, **kwargs) -> int
 
 
 # FlopCounterMode knows matrix products but not matrix-vector ones, which an SE block uses for its
-# FCs on a single image (se.py's _linear); counted the same way as a one-row matrix product.
+# FCs on a single image (se.fused_excitation); counted the same way as a one-row matrix product.
 MATRIX_VECTOR_FLOPS = {aten.mv: _matrix_vector_flops, aten.addmv: _addmv_flops}
 
 
@@ -230,9 +232,6 @@ def _value(c: Complexity, quantity: str) -> float:
 
 def paper_complexity_cells() -> list[PaperCell]:
     """Every complexity cell of Tables 2, 3, 10, 13, 15, 16, computed from our models."""
-    from .models import create_model
-    from .paper import paper_row
-
     cache: dict = {}
 
     def measure(model: str, options: dict, size: int = 224) -> Complexity:
@@ -269,8 +268,6 @@ def paper_complexity_cells() -> list[PaperCell]:
 
 def _meta_model(name: str, **options) -> nn.Module:
     """A model on PyTorch's meta device: shapes only, so counting needs no memory and no arithmetic."""
-    from .models import create_model
-
     with torch.device("meta"):
         return create_model(name, **options)
 
@@ -292,8 +289,6 @@ class ComplexityReport:
         return [c for c in self.cells if c.status == "MISS"]
 
     def render(self, markdown: bool = False) -> str:
-        from .study.results import format_table
-
         headers = ["table", "row", "model", "options", "quantity", "paper", "ours", "ours - paper",
                    "ours, no FC bias", "status"]
         rows = []

@@ -1,7 +1,8 @@
 """The paper's 16 tables, exactly as printed (arXiv 1709.01507v4), shipped with the package.
 
 Cells are the printed strings (``"24.80"``, ``"45.7"``); an empty string is the paper's "-".
-Use :func:`paper_value` for a number.
+Use :func:`paper_value` for a number, :func:`printed_table` for a table as the paper lays it out,
+and :func:`format_table` to print any table beside them as text or Markdown.
 """
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import csv
 import io
 from functools import lru_cache
 from importlib import resources
+from typing import Sequence
+
+import pandas as pd
 
 
 @lru_cache(maxsize=None)
@@ -53,8 +57,6 @@ def printed_table(number: int):
     """Table ``number`` (2-16) as the paper prints it, narrow enough for a page: each top-1 / top-5 pair
     in one cell (with the SE model's improvement in brackets), the reference beside the name, columns
     named in words, and a footnote mark kept on its cell. A DataFrame indexed by the first column."""
-    import pandas as pd
-
     rows = paper_table(number)
     columns = list(rows[0])
     key = columns[0]
@@ -86,3 +88,16 @@ def printed_table(number: int):
             line[key] += " " + " ".join(marks)
         out.append(line)
     return pd.DataFrame(out).set_index(key)
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], markdown: bool = False) -> str:
+    """A plain-text (aligned) or Markdown table of ``rows`` under ``headers``."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    if markdown:
+        lines = ["| " + " | ".join(cells[0]) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in cells[1:]]
+        return "\n".join(lines)
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

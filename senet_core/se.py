@@ -55,29 +55,9 @@ def hidden_width(channels: int, reduction: int, divisor: int | None = None) -> i
     return width
 
 
-def _linear(x: torch.Tensor, layer: nn.Linear, scale: float = 1.0) -> torch.Tensor:
-    """``layer(scale * x)`` as one BLAS call: ``scale`` is the product's alpha, so no extra pass
-    over ``x`` and no extra operator call (the squeeze's 1/(H W) of Eq. 2 goes here).
-
-    ``x`` is (N, in), or (in,) for a single image: then the layer is a matrix-vector product,
-    which costs less than a one-row matrix product when the weights have to come from memory.
-    """
-    weight, bias = layer.weight, layer.bias
-    if x.dim() == 1:
-        if bias is None:
-            out = torch.mv(weight, x)
-            return out if scale == 1.0 else out.mul_(scale)
-        return torch.addmv(bias, weight, x, alpha=scale)
-    if scale == 1.0:
-        return F.linear(x, weight, bias)
-    if bias is None:
-        return F.linear(x, weight).mul_(scale)
-    return torch.addmm(bias, x, weight.t(), alpha=scale)
-
-
 def _symbolic(x) -> bool:
     """True while torch.fx traces the network symbolically: ``x`` is then a ``Proxy`` with no batch
-    size, dtype or values, so choices made on them (the fast paths below) cannot be taken."""
+    size, dtype or values, so choices made on them (the fused paths below) cannot be taken."""
     return isinstance(x, torch.fx.Proxy)
 
 
@@ -144,10 +124,10 @@ class SEBlock(nn.Module):
     computed with one pass over the activation instead of two, as the official Caffe code did with
     its "Axpy" layer.
 
-    Run eagerly, the gate is computed with fewer operator calls than the equations spell out (a
-    batch-1 path of matrix-vector products, the 1/(HW) of the mean folded into fc1), chosen from the
-    input's batch size and dtype. A symbolic trace (``torch.fx.symbolic_trace``, torchvision's
-    ``create_feature_extractor``) has neither, and records Eqs. 2-4 as written: same gate.
+    Run eagerly, the gate comes from :func:`fused_excitation`: the same Eqs. 2-3 in fewer operator
+    calls, chosen from the input's batch size and dtype. A symbolic trace (``torch.fx.symbolic_trace``,
+    torchvision's ``create_feature_extractor``) has neither, and records Eqs. 2-4 as written: same
+    gate.
     """
 
     def __init__(self, channels: int, reduction: int = 16, squeeze: str = "avg",
@@ -162,44 +142,84 @@ class SEBlock(nn.Module):
         self.fc2 = nn.Linear(hidden, channels, bias=bias)
         self.gate = _gate(excitation)
 
+    def _fused(self, u: torch.Tensor) -> bool:
+        # Every eager call, training included: at the study's sizes the fused form also takes 10-20 %
+        # off an SE block's forward and backward (the mean's backward is a full-size pass). A
+        # symbolic trace has no batch size or dtype for fused_excitation to choose on.
+        return not _symbolic(u)
+
+    def _squeeze(self, u: torch.Tensor) -> torch.Tensor:
+        """Eq. 2: the channel descriptor z, shape (N, C)."""
+        return u.amax((2, 3)) if self.squeeze == "max" else u.mean((2, 3))
+
+    def _excite(self, z: torch.Tensor) -> torch.Tensor:
+        """Eq. 3: ``s = sigma(W2 delta(W1 z))``, shape (N, C)."""
+        return self.gate(self.fc2(self.relu(self.fc1(z))))
+
     def excite(self, u: torch.Tensor) -> torch.Tensor:
         """The gate ``s`` of Eq. 3 for a feature map ``u`` of shape (N, C, H, W); shape (N, C)."""
-        return self._excitation(u).view(u.shape[0], u.shape[1])
-
-    def _excitation(self, u: torch.Tensor) -> torch.Tensor:
-        if _symbolic(u):
-            # What a symbolic trace (torch.fx) records: Eqs. 2-3 as written, for any batch size.
-            z = u.amax((2, 3)) if self.squeeze == "max" else u.mean((2, 3))      # Eq. 2, squeeze
-            return self.gate(self.fc2(self.relu(self.fc1(z))))                   # Eq. 3, excitation
-        return self._fast_excitation(u)
-
-    def _fast_excitation(self, u: torch.Tensor) -> torch.Tensor:
-        # The same gate, computed eagerly, as the products leave it: (C,) for one image, (N, C) for
-        # a batch. At batch 1 on a CPU its cost is operator count and reading the FC weights, not
-        # arithmetic, so:
-        # * the squeeze (Eq. 2) is a reduction over H, W: no pooling module, no (N, C, 1, 1) copy;
-        #   one image is squeezed to a vector, so that the FCs are matrix-vector products;
-        # * for an average, the division by H*W rides in fc1's product (see _linear);
-        # * the FCs and the ReLU are functions, not modules (same parameters, fewer calls).
-        n, _, h, w = u.shape
-        dims = (0, 2, 3) if n == 1 else (2, 3)
-        if self.squeeze == "max":
-            z, scale = u.amax(dims), 1.0
-        elif u.dtype in (torch.float32, torch.float64):
-            z, scale = u.sum(dims), 1.0 / (h * w)
-        else:
-            # A half-precision sum over a 56x56 map can overflow where the mean cannot.
-            z, scale = u.mean(dims), 1.0
-        hidden = _linear(z, self.fc1, scale).relu_()
-        # The gate stays a module call: capture_gates hooks it to record s.
-        return self.gate(_linear(hidden, self.fc2))
+        if self._fused(u):
+            return fused_excitation(self, u).view(u.shape[0], u.shape[1])
+        return self._excite(self._squeeze(u))
 
     def forward(self, u: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        s = self._excitation(u).view(u.shape[0], u.shape[1], 1, 1)      # Eqs. 2-3
-        return scale(u, s, residual)                                     # Eq. 4
+        if self._fused(u):
+            s = fused_excitation(self, u)                                 # Eqs. 2-3, fewer calls
+        else:
+            z = self._squeeze(u)                                          # Eq. 2, squeeze
+            s = self._excite(z)                                           # Eq. 3, excitation
+        return scale(u, s.view(u.shape[0], u.shape[1], 1, 1), residual)  # Eq. 4, scale
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, reduction={self.reduction}, squeeze={self.squeeze!r}"
+
+
+def fused_excitation(block: SEBlock, u: torch.Tensor) -> torch.Tensor:
+    """Eqs. 2-3 of ``block`` in as few operator calls as the products allow: its eager path.
+
+    The same gate as the block's squeeze and excitation, up to float rounding, returned as the
+    products leave it: (C,) for one image, (N, C) for a batch. At batch 1 on a CPU the gate's cost is
+    operator count and reading the FC weights, not arithmetic (Section 4; benchmarks/TRIED.md), so:
+
+    * the squeeze (Eq. 2) is a reduction over H, W, with no pooling module; one image is squeezed to
+      a vector, so that the FCs are matrix-vector products;
+    * for an average, the division by H*W rides in fc1's product as its alpha (see :func:`_linear`);
+      in training this also spares the backward a full-size pass (a sum's gradient is a broadcast
+      view, a mean's a new tensor);
+    * the FCs and the ReLU are functions, not modules (same parameters, fewer calls).
+    """
+    n, _, h, w = u.shape
+    dims = (0, 2, 3) if n == 1 else (2, 3)
+    if block.squeeze == "max":
+        z, alpha = u.amax(dims), 1.0
+    elif u.dtype in (torch.float32, torch.float64):
+        z, alpha = u.sum(dims), 1.0 / (h * w)
+    else:
+        # A half-precision sum over a 56x56 map can overflow where the mean cannot.
+        z, alpha = u.mean(dims), 1.0
+    hidden = _linear(z, block.fc1, alpha).relu_()
+    # The gate stays a module call: capture_gates hooks it to record s.
+    return block.gate(_linear(hidden, block.fc2))
+
+
+def _linear(x: torch.Tensor, layer: nn.Linear, alpha: float = 1.0) -> torch.Tensor:
+    """``layer(alpha * x)`` as one BLAS call: ``alpha`` is the product's own, so no extra pass over
+    ``x`` and no extra operator call.
+
+    ``x`` is (N, in), or (in,) for a single image: then the layer is a matrix-vector product,
+    which costs less than a one-row matrix product when the weights have to come from memory.
+    """
+    weight, bias = layer.weight, layer.bias
+    if x.dim() == 1:
+        if bias is None:
+            out = torch.mv(weight, x)
+            return out if alpha == 1.0 else out.mul_(alpha)
+        return torch.addmv(bias, weight, x, alpha=alpha)
+    if alpha == 1.0:
+        return F.linear(x, weight, bias)
+    if bias is None:
+        return F.linear(x, weight).mul_(alpha)
+    return torch.addmm(bias, x, weight.t(), alpha=alpha)
 
 
 class NoSqueeze(nn.Module):

@@ -1,10 +1,12 @@
 """The benchmark script's plumbing (not its timings): what it measures and how RESULTS.md reads."""
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
 
-from senet_core.study.experiments import experiment, fingerprint, list_experiments, profile, row_recipe
+import senet_core
+from senet_core.study.spec import experiment, fingerprint, list_experiments, profile, row_recipe
 from senet_core.se import SEConfig
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "run_benchmarks.py"
@@ -48,3 +50,13 @@ def test_results_page_lists_every_target_with_its_threshold_measured_or_not(benc
     assert "<= 1.05 | not measured: no CUDA device" in page and ">= 0.95 | not measured" in page
     assert "## A section\n\na note\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\ndone" in page
     assert "[TRIED.md](TRIED.md)" in page and (SCRIPT.parent / "TRIED.md").is_file()
+
+
+def test_the_script_runs_on_the_installed_package_and_keeps_no_measurements_of_its_own(bench):
+    source = SCRIPT.read_text()
+    assert "sys.path" not in source
+    assert bench.create_model is senet_core.create_model
+    # What was measured before lives in TRIED.md, which RESULTS.md links: no measured ratio with its
+    # IQR ("1.064 [1.055, 1.076]") is written into the script.
+    assert re.search(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", (SCRIPT.parent / "TRIED.md").read_text())
+    assert not re.search(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", source)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from senet_core.book import chapters
-from senet_core.study.experiments import Decision, decisions
+from senet_core.study.comparisons import Decision, decisions
 from senet_core.study.results import load_records
 from senet_core.study.stats import paired
 
@@ -83,7 +83,7 @@ def test_show_experiment_shows_the_table_the_outcomes_and_the_provenance(capsys,
 
 
 def test_the_committed_excitation_record_belongs_to_the_current_reference_run():
-    from senet_core.study import role_of_se as rs
+    from senet_core.study import reference as rs
 
     record = rs.read_excitation_record(REPO / "results", "cpu")
     assert record is not None, "results/cpu has no excitation record: run chapter 10 with profile='cpu'"
@@ -171,7 +171,7 @@ def test_download_is_passed_from_a_chapter_to_run_experiment(monkeypatch, tmp_pa
 
 def test_download_is_passed_from_chapter_10_to_the_data(monkeypatch, tmp_path):
     from senet_core.engine import data
-    from senet_core.study import role_of_se as rs
+    from senet_core.study import reference as rs
 
     seen = {}
 

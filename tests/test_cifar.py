@@ -1,10 +1,10 @@
-"""senet_core.models.cifar: the CIFAR networks of Section 5.1 (Tables 4-5) and the reduced-scale nets."""
+"""senet_core.models.cifar and .shake: the CIFAR networks of Section 5.1 (Tables 4-5) and the reduced-scale nets."""
 import pytest
 import torch
 
 from senet_core import SEConfig, complexity, create_model, se_modules
-from senet_core.models.cifar import (PreActBasicBlock, PreActBottleneck, ShakeBasicBranch, ShakeBlock,
-                                     ShakeBottleneckBranch, shake)
+from senet_core.models.cifar import PreActBasicBlock, PreActBottleneck
+from senet_core.models.shake import ShakeBasicBranch, ShakeBlock, ShakeBottleneckBranch, shake
 from senet_core.se import NoSqueeze, SEBlock
 
 

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from senet_core.engine.data import DATASETS, build_loaders, dataset_info, read_fashion_mnist
+from senet_core.engine.data import DATASETS, build_loaders, dataset_info
+from senet_core.engine.datasets import read_fashion_mnist
 
 CIFAR100_TRAIN = 40       # one image per label 0..39, so a batch's labels say which images it holds
 CIFAR_TEST = 9
@@ -448,7 +449,7 @@ def test_real_fashion_mnist_loads_whole_and_matches_its_statistics():
 # ------------------------------------------------------------------------------------------------
 # A fresh runtime (Colab, Binder): no Debian package, so the data is downloaded into the default folder
 
-from senet_core.engine.data import FASHION_MNIST_SYSTEM_DIR as DEBIAN_FASHION_MNIST   # noqa: E402  (before any monkeypatch)
+from senet_core.engine.datasets import FASHION_MNIST_SYSTEM_DIR as DEBIAN_FASHION_MNIST   # noqa: E402  (before any monkeypatch)
 
 
 def _serve(folder: Path):
@@ -473,9 +474,9 @@ def _serve(folder: Path):
 @pytest.fixture
 def fresh_runtime(tmp_path, monkeypatch):
     """No Debian folder, ``$SENET_DATA`` an empty folder, no proxy for the local mirror."""
-    from senet_core.engine import data
+    from senet_core.engine import datasets
 
-    monkeypatch.setattr(data, "FASHION_MNIST_SYSTEM_DIR", str(tmp_path / "no-debian-package"))
+    monkeypatch.setattr(datasets, "FASHION_MNIST_SYSTEM_DIR", str(tmp_path / "no-debian-package"))
     monkeypatch.setenv("SENET_DATA", str(tmp_path / "data"))
     for proxy in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(proxy, raising=False)
@@ -500,7 +501,7 @@ def test_fashion_mnist_is_downloaded_into_the_default_folder_on_a_fresh_runtime(
 
     from torchvision.datasets import FashionMNIST
 
-    from senet_core.engine.data import FASHION_MNIST_FILES
+    from senet_core.engine.datasets import FASHION_MNIST_FILES
 
     with pytest.raises(FileNotFoundError) as err:
         read_fashion_mnist()

@@ -9,9 +9,11 @@ import pytest
 
 from senet_core import create_model
 from senet_core.cli import main
-from senet_core.study.experiments import (experiment, experiment_table, fingerprint, ledger, list_experiments, profile,
-                                    record_path, row_recipe, run_dir_of, run_experiment, run_experiments,
-                                    run_study, run_until_decided, study_seeds, study_wants_more, train_row)
+from senet_core.study.comparisons import experiment_table
+from senet_core.study.experiments import (ledger, run_dir_of, run_experiment, run_experiments, run_study,
+                                          run_until_decided, study_wants_more, train_row)
+from senet_core.study.records import record_path
+from senet_core.study.spec import experiment, fingerprint, list_experiments, profile, row_recipe, study_seeds
 from senet_core.study.results import load_records, provenance_label
 
 
@@ -216,7 +218,7 @@ def test_a_study_reads_its_seeds_from_the_profile(tmp_path, monkeypatch):
     from senet_core.study import experiments
 
     small = replace(profile("smoke"), study={"se_vs_baseline": 3, "other": 2, "max": 3})
-    monkeypatch.setattr(experiments, "_profile_for", lambda *a: small)
+    monkeypatch.setattr(experiments, "profile", lambda *a: small)
     records = run_study(["table15_se_3x3"], "smoke", results_dir=tmp_path / "results", runs_dir=tmp_path / "runs",
                         device="cpu")["table15_se_3x3"]
     seeds = {label: sorted(r["seed"] for r in records if r["row"] == label) for label in ("SE", "SE 3x3", "no SE")}
@@ -276,7 +278,7 @@ def test_profile_image_size_and_recipe_reach_every_row_unless_the_experiment_ove
 
 
 def test_reference_model_trains_its_row_when_only_records_exist(tmp_path):
-    from senet_core.study.role_of_se import reference_model, reference_run_dir, reference_val_loader
+    from senet_core.study.reference import reference_model, reference_run_dir, reference_val_loader
 
     runs = tmp_path / "fresh_runs"
     model = reference_model(runs, "smoke", "cpu")
@@ -307,7 +309,7 @@ TABLE12_ERRORS = {"no SE": [20.0, 21.0, 20.5], "Sigmoid": [19.0, 20.1, 19.4],   
 
 
 def test_conclusions_compare_each_row_with_its_baseline_in_the_papers_direction(tmp_path):
-    from senet_core.study.experiments import conclusions, outcome_counts
+    from senet_core.study.comparisons import conclusions, outcome_counts
 
     _write_errors(tmp_path, "table12_excitation_operator", TABLE12_ERRORS)
     table = conclusions(tmp_path, "cpu").set_index("comparison")
@@ -322,7 +324,7 @@ def test_conclusions_compare_each_row_with_its_baseline_in_the_papers_direction(
 
 
 def test_a_comparison_shown_by_several_tables_is_counted_once(tmp_path):
-    from senet_core.study.experiments import conclusions, outcome_counts
+    from senet_core.study.comparisons import conclusions, outcome_counts
 
     same = {"no SE": "baseline run", "SE": "SE run", "Sigmoid": "SE run"}
     _write_errors(tmp_path, "table12_excitation_operator", TABLE12_ERRORS, same)
@@ -334,7 +336,7 @@ def test_a_comparison_shown_by_several_tables_is_counted_once(tmp_path):
 
 
 def test_chapter_tables_judge_each_comparison_as_the_conclusions_do(tmp_path):
-    from senet_core.study.experiments import conclusions, experiment_table
+    from senet_core.study.comparisons import conclusions, experiment_table
 
     _write_errors(tmp_path, "table12_excitation_operator", TABLE12_ERRORS)
     # Table 2's miniature adds ResNet-18, which the paper does not print: the expected direction is
@@ -354,7 +356,7 @@ def test_chapter_tables_judge_each_comparison_as_the_conclusions_do(tmp_path):
 
 
 def test_nosqueeze_against_se_is_decided_with_the_papers_gain_as_margin(tmp_path):
-    from senet_core.study.role_of_se import nosqueeze_vs_se
+    from senet_core.study.reference import nosqueeze_vs_se
 
     _write_errors(tmp_path, "table16_nosqueeze", {"no SE": [20.0] * 4, "NoSqueeze": [19.5, 19.6, 19.4, 19.5],
                                                   "SE": [19.0, 19.2, 18.9, 19.1]})
@@ -366,7 +368,7 @@ def test_nosqueeze_against_se_is_decided_with_the_papers_gain_as_margin(tmp_path
 
 
 def test_every_declared_effect_compares_two_comparisons_of_its_experiment():
-    from senet_core.study.experiments import _spec
+    from senet_core.study.spec import _spec
 
     for name in list_experiments():
         for effect in _spec()["experiments"][name].get("effects", []):
@@ -375,7 +377,7 @@ def test_every_declared_effect_compares_two_comparisons_of_its_experiment():
 
 
 def test_effects_are_changes_in_ses_gain_paired_over_seeds(tmp_path):
-    from senet_core.study.experiments import conclusions, effects
+    from senet_core.study.comparisons import conclusions, effects
 
     # SE loses 0.475 points on average with label smoothing and no bias, and gains 0.475 with bias.
     errors = {"ResNet-29, LS": [20.0, 21.0, 20.5, 20.2], "SE-ResNet-29, LS, no bias": [20.5, 21.4, 21.1, 20.6],

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from senet_core.cli import main
-from senet_core.study.experiments import profile
+from senet_core.study.spec import profile
 from senet_core.study.pilot import PROFILES, run_pilot
 
 

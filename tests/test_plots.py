@@ -1,4 +1,5 @@
-"""Figures (plots.py), Table 1 from the code (models/describe.py) and Section 7.2 statistics (role_of_se.py)."""
+"""Figures (book/charts.py, book/diagrams.py), Table 1 and traced modules from the code (models/describe.py)
+and Section 7.2 statistics (role_of_se.py)."""
 import matplotlib
 
 matplotlib.use("Agg")   # tests only: no display
@@ -8,13 +9,14 @@ import torch
 from matplotlib.figure import Figure
 
 import senet_core
-from senet_core.book import plots
+from senet_core.book import charts, diagrams
 from senet_core.models.describe import (architecture_table, compare_architecture_table, input_shape_of,
-                                        normalise_cell)
+                                        normalise_cell, trace_module)
 from senet_core.paper import paper_table
-from senet_core.study.role_of_se import (class_mean_gates, excitation_record, excitation_statistics,
-                                   last_block_of_each_stage, layerwise_summary, observations, paper_block_name, read_excitation_record,
-                                   statistics_from_record, trace_se_block, write_excitation_record)
+from senet_core.study.reference import (class_mean_gates, excitation_record, read_excitation_record,
+                                       statistics_from_record, write_excitation_record)
+from senet_core.study.role_of_se import (excitation_statistics, last_block_of_each_stage, layerwise_summary,
+                                        observations, paper_block_name, trace_se_block)
 
 
 def visible_axes(fig):
@@ -65,14 +67,14 @@ def test_table1_reads_the_model_not_the_paper():
 
 # ---- Diagrams ---------------------------------------------------------------------------------------
 def test_draw_se_block_with_and_without_gates(small_se_net, batches):
-    fig = plots.draw_se_block()
+    fig = diagrams.draw_se_block()
     assert isinstance(fig, Figure) and fig.axes[0].get_title().startswith("Fig. 1")
     with senet_core.capture_gates(small_se_net) as gates:
         small_se_net(batches[0][0])
-    fig = plots.draw_se_block(gates["layer1.0.se"][0])
+    fig = diagrams.draw_se_block(gates["layer1.0.se"][0])
     assert fig.axes[0].get_title().startswith("Fig. 1")
     with pytest.raises(ValueError):
-        plots.draw_se_block(torch.tensor([]))
+        diagrams.draw_se_block(torch.tensor([]))
 
 
 def gate_strip_colours(fig):
@@ -83,16 +85,16 @@ def gate_strip_colours(fig):
 def test_draw_se_block_colours_are_the_gates_it_is_given():
     viridis = matplotlib.colormaps["viridis"]
     gates = [0.1, 0.9, 0.5, 0.0]
-    assert gate_strip_colours(plots.draw_se_block(gates)) == [tuple(viridis(g)) for g in gates]
-    other = gate_strip_colours(plots.draw_se_block([0.9, 0.1, 0.5, 1.0]))
-    assert other != gate_strip_colours(plots.draw_se_block(gates)) and other[0] == tuple(viridis(0.9))
-    assert len(gate_strip_colours(plots.draw_se_block(torch.rand(40), max_channels=32))) == 32
+    assert gate_strip_colours(diagrams.draw_se_block(gates)) == [tuple(viridis(g)) for g in gates]
+    other = gate_strip_colours(diagrams.draw_se_block([0.9, 0.1, 0.5, 1.0]))
+    assert other != gate_strip_colours(diagrams.draw_se_block(gates)) and other[0] == tuple(viridis(0.9))
+    assert len(gate_strip_colours(diagrams.draw_se_block(torch.rand(40), max_channels=32))) == 32
 
 
 def test_draw_se_block_several_gate_vectors_one_row_each():
     torch.manual_seed(0)
     a, b = torch.rand(40), torch.rand(40)
-    fig = plots.draw_se_block({"class a": a, "class b": b}, title="Fig. 1: trained")
+    fig = diagrams.draw_se_block({"class a": a, "class b": b}, title="Fig. 1: trained")
     assert fig.axes[0].get_title() == "Fig. 1: trained"
     # The diagram is coloured by the first vector; the panel holds every channel of both, in order.
     viridis = matplotlib.colormaps["viridis"]
@@ -103,12 +105,12 @@ def test_draw_se_block_several_gate_vectors_one_row_each():
                                torch.stack([a, b]))
     assert [t.get_text() for t in panel.get_yticklabels()] == ["class a", "class b"]
     assert any("class a" in t.get_text() and "C=40" in t.get_text() for t in fig.axes[0].texts)
-    single = plots.draw_se_block({"only": a})      # one vector: no panel
+    single = diagrams.draw_se_block({"only": a})      # one vector: no panel
     assert not any(ax.images for ax in single.axes)
     with pytest.raises(ValueError, match="same number of channels"):
-        plots.draw_se_block({"a": torch.rand(8), "b": torch.rand(9)})
+        diagrams.draw_se_block({"a": torch.rand(8), "b": torch.rand(9)})
     with pytest.raises(ValueError, match="empty"):
-        plots.draw_se_block({})
+        diagrams.draw_se_block({})
 
 
 def test_class_mean_gates_picks_the_most_class_specific_block(small_se_net, stats):
@@ -132,10 +134,10 @@ def test_draw_module_resnet_bottleneck():
     model = senet_core.create_model("se_resnet50")
     shape = input_shape_of(model, "layer1.1")
     assert shape == (256, 56, 56)
-    fig = plots.draw_module(model.layer1[1], shape)
+    fig = diagrams.draw_module(model.layer1[1], shape)
     assert isinstance(fig, Figure)
     assert fig.axes[0].get_title().startswith("Fig. 3: SE-ResNet module")
-    calls = plots.trace_module(model.layer1[1], shape)
+    calls = trace_module(model.layer1[1], shape)
     se = [(c["layer"], c["shape"]) for c in calls if c["part"] == "se"]
     assert se == [("global pooling", (1, 256)), ("FC", (1, 16)), ("ReLU", (1, 16)), ("FC", (1, 256)),
                   ("Sigmoid", (1, 256))]
@@ -143,15 +145,15 @@ def test_draw_module_resnet_bottleneck():
 
 def test_draw_module_inception_and_projection():
     model = senet_core.create_model("se_bn_inception")
-    fig = plots.draw_module(model.inception3a, input_shape_of(model, "inception3a"))
+    fig = diagrams.draw_module(model.inception3a, input_shape_of(model, "inception3a"))
     assert fig.axes[0].get_title().startswith("Fig. 2: SE-Inception module")
     resnet = senet_core.create_model("se_resnet50")
-    calls = plots.trace_module(resnet.layer2[0], (256, 56, 56))
+    calls = trace_module(resnet.layer2[0], (256, 56, 56))
     assert [c["layer"] for c in calls if c["part"] == "identity"] == ["conv 1x1, 512, /2", "BN"]
 
 
 def test_draw_integration_variants_has_five_panels():
-    fig = plots.draw_integration_variants()
+    fig = diagrams.draw_integration_variants()
     assert len(fig.axes) == 5
     assert fig._suptitle.get_text().startswith("Fig. 5")
 
@@ -165,13 +167,13 @@ def fake_records():
 
 
 def test_plot_training_curves_one_panel_per_pair():
-    fig = plots.plot_training_curves(fake_records(), [("ResNet-20", "SE-ResNet-20"), ("no SE", "SE")])
+    fig = charts.plot_training_curves(fake_records(), [("ResNet-20", "SE-ResNet-20"), ("no SE", "SE")])
     axes = visible_axes(fig)
     assert len(axes) == 2 and fig._suptitle.get_text().startswith("Fig. 4")
     assert axes[0].get_title() == "ResNet-20 vs SE-ResNet-20"
     assert len(axes[0].get_lines()) == 2
     with pytest.raises(ValueError, match="no record"):
-        plots.plot_training_curves(fake_records(), [("ResNet-20", "missing")])
+        charts.plot_training_curves(fake_records(), [("ResNet-20", "missing")])
 
 
 def test_last_block_of_each_stage_se_resnet50():
@@ -204,13 +206,13 @@ def test_excitation_statistics_rejects_unknown_block(small_se_net, batches):
 
 def test_plot_excitations_and_spread(stats):
     blocks = list(stats)
-    fig = plots.plot_excitations(stats, {0: "a", 1: "b", 2: "c", 3: "d"}, blocks, channels=10)
+    fig = charts.plot_excitations(stats, {0: "a", 1: "b", 2: "c", 3: "d"}, blocks, channels=10)
     assert len(stats[blocks[-1]]["all"]) > 10
     axes = visible_axes(fig)
     assert len(axes) == len(blocks) and fig._suptitle.get_text().startswith("Fig. 6")
     assert len(axes[0].get_lines()) == 5                       # 4 classes + "all"
     assert len(axes[-1].get_lines()[0].get_xdata()) == 10      # sampled channels
-    fig = plots.plot_excitation_spread(stats, [0, 3], blocks)
+    fig = charts.plot_excitation_spread(stats, [0, 3], blocks)
     assert len(visible_axes(fig)) == len(blocks) and fig._suptitle.get_text().startswith("Fig. 7")
 
 
@@ -239,14 +241,14 @@ def test_excitation_record_round_trip_draws_the_same_figures(small_se_net, stats
     torch.testing.assert_close(back[block]["all"], stats[block]["all"], atol=1e-5, rtol=0)
     assert back_summary.loc[block, "channels"] == summary.loc[block, "channels"]
     assert abs(back_summary.loc[block, "gates > 0.9"] - summary.loc[block, "gates > 0.9"]) < 1e-9
-    fig = plots.plot_excitations(back, back_classes, list(back), channels=10, names=back_names)
+    fig = charts.plot_excitations(back, back_classes, list(back), channels=10, names=back_names)
     assert len(visible_axes(fig)) == len(back)
     assert len(observations(back_summary)) == 3
 
 
 def test_show_samples():
     images = torch.randint(0, 256, (6, 1, 28, 28), dtype=torch.uint8)
-    fig = plots.show_samples(images, torch.tensor([3, 3, 1, 1, 7, 7]), {1: "one", 3: "three", 7: "seven"})
+    fig = charts.show_samples(images, torch.tensor([3, 3, 1, 1, 7, 7]), {1: "one", 3: "three", 7: "seven"})
     assert fig._suptitle.get_text().startswith("Fig. 8")
     titled = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titled == ["(a) three", "(b) one", "(c) seven"]

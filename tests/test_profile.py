@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from senet_core import NoSqueeze, SEBlock, SEConfig, capture_gates, create_model, se_modules
 from senet_core.models.cifar import PreActBasicBlock, PreActBottleneck
 from senet_core.models.resnet import Bottleneck
-from senet_core.engine.profile import (PAPER_MS, ProfileReport, benchmark_results_path, committed_timing_table,
-                                measure_timing_table, paired_times, profile_models, timing_table)
+from senet_core.engine.profile import ProfileReport, paired_times, profile_models
+from senet_core.study.timing import (PAPER_MS, benchmark_results_path, committed_timing_table, measure_timing_table,
+                                     timing_table)
 
 
 def plain_se(block, u, residual=None):
@@ -343,7 +344,7 @@ def test_committed_timing_table_from_a_file(tmp_path):
 
 
 def test_measure_timing_table_times_each_claim_where_it_can(monkeypatch):
-    import senet_core.engine.profile as profile
+    import senet_core.study.timing as profile
 
     calls = []
 

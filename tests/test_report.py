@@ -6,11 +6,13 @@ import torch
 
 from senet_core import complexity, create_model
 from senet_core.complexity import EXPLAINED_MISSES
-from senet_core.study.experiments import experiment
 from senet_core.models import list_models
-from senet_core.study.report import (COMPUTATIONS, KINDS, QUANTITIES, _cost, check_claim, claims, conclusion, evaluate,
-                               headline, reproduction_report, summary)
+from senet_core.study.arithmetic import evaluate
+from senet_core.study.claims import KINDS, check_claim, claims
+from senet_core.study.exact import COMPUTATIONS, QUANTITIES, _cost
+from senet_core.study.report import conclusion, headline, reproduction_report, summary
 from senet_core.study.results import write_record
+from senet_core.study.spec import experiment
 
 SECTIONS = {"A": (1, 2), "B": (3, 10), "C": (11, 21), "D": (22, 47), "E": (48, 53), "F": (54, 63),
             "G": (64, 66), "H": (67, 70), "I": (71, 76), "J": (77, 92), "K": (93, 97), "L": (98, 100)}
@@ -167,7 +169,7 @@ def test_missing_rows_leave_a_claim_not_run_yet(tmp_path):
     (["holds", "inconclusive"], "inconclusive"), (["inconclusive", "contradicted"], "contradicted"),
 ])
 def test_a_claim_of_several_comparisons_has_one_outcome(outcomes, said):
-    from senet_core.study.report import claim_outcome
+    from senet_core.study.claims import claim_outcome
 
     assert claim_outcome(outcomes) == said
 

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from senet_core import NoSqueeze, SEBlock, SEConfig, capture_gates, create_model
-from senet_core.se import hidden_width
+from senet_core.se import fused_excitation, hidden_width
 
 
 def reference_se(block: SEBlock, u: torch.Tensor) -> torch.Tensor:
@@ -48,6 +48,20 @@ def test_excitation_operators_have_their_ranges(excitation, low, high):
     s = block.excite(torch.randn(4, 8, 3, 3) * 5)
     assert s.shape == (4, 8)
     assert (s >= low).all() and (s <= high).all()
+
+
+@pytest.mark.parametrize("squeeze", ["avg", "max"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_fused_excitation_is_equations_2_and_3_with_their_gradients(squeeze, batch):
+    torch.manual_seed(0)
+    block = SEBlock(24, reduction=4, squeeze=squeeze).double()
+    u = torch.randn(batch, 24, 7, 5, dtype=torch.float64, requires_grad=True)
+    z = u.amax((2, 3)) if squeeze == "max" else u.sum((2, 3)) / (7 * 5)      # Eq. 2
+    expected = torch.sigmoid(block.fc2(torch.relu(block.fc1(z))))            # Eq. 3
+    s = fused_excitation(block, u)
+    assert s.shape == ((24,) if batch == 1 else (batch, 24))                 # one image: a vector
+    torch.testing.assert_close(s.view(batch, 24), expected)
+    assert torch.autograd.gradcheck(lambda x: fused_excitation(block, x), (u,))
 
 
 def test_max_squeeze_uses_the_channel_maximum():

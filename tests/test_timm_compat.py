@@ -360,5 +360,5 @@ def test_detector_trunk_is_a_features_only_net_with_the_old_keys():
     assert not any(k.startswith("backbone.body.fc.") for k in keys)
     single = build_detector("se_resnet18", num_classes=3, fpn=False)
     assert "backbone.layer4.1.conv2.weight" in single.state_dict() and single.backbone.out_channels == 512
-    source = (Path(senet_core.__file__).parent / "detection.py").read_text()
-    assert "torchvision.models._utils" not in source
+    for path in (Path(senet_core.__file__).parent / "engine" / "detection").glob("*.py"):
+        assert "torchvision.models._utils" not in path.read_text(), path

@@ -11,13 +11,19 @@ with the provenance and the outcome of every comparison, in the book's vocabular
 """
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
-from ..study.experiments import (Decision, conclusions, decisions, effects, experiment, experiment_table,
-                          gain_text, profile, run_experiment)
 from ..engine.runtime import repo_root as root   # the repository's root: one rule, kept with the engine
+from ..study import reference
+from ..study.comparisons import Decision, conclusions, decisions, effects, experiment_table, gain_text
+from ..study.experiments import run_experiment
+from ..study.pilot import pilot_provenance, pilot_table
 from ..study.results import load_records, provenance_label
+from ..study.role_of_se import observations
+from ..study.spec import experiment, profile
 from ..study.stats import OUTCOMES
+from .charts import plot_excitation_spread, plot_excitations
 
 COMMITTED = "results"                    # the committed records, relative to the repository root
 SCRATCH = "_build"                       # everything else a chapter makes (not committed)
@@ -40,35 +46,35 @@ def runs_dir(profile_name: str = "cpu") -> Path:
     return root() / ("runs/experiments" if is_committed(profile_name) else Path(SCRATCH) / "runs")
 
 
-def _dirs(profile_name: str, own: bool, results, runs) -> tuple[Path, Path]:
-    """Where a chapter reads and writes records and runs: a reader's own runs (other seeds or
-    epochs than the profile's) go to ``_build/``, never beside the committed records."""
-    scratch = root() / SCRATCH
-    results = Path(results) if results is not None else (scratch / "results" if own else results_dir(profile_name))
-    runs = Path(runs) if runs is not None else (scratch / "runs" if own else runs_dir(profile_name))
-    return results, runs
-
-
 def records_of(name: str, profile_name: str = "cpu", *, device: str = "auto", seeds: list[int] | None = None,
                epochs: int | None = None, data_dir: str | None = None, results: str | Path | None = None,
                runs: str | Path | None = None, download: bool = False) -> list[dict]:
     """The records of experiment ``name`` under ``profile_name``: the committed ones read back as they
     are, otherwise trained (what is missing; resumable; ``download`` fetches a missing dataset)."""
+    return _records_and_folder(name, profile_name, device=device, seeds=seeds, epochs=epochs, data_dir=data_dir,
+                               results=results, runs=runs, download=download)[0]
+
+
+def _records_and_folder(name: str, profile_name: str, *, device: str = "auto", seeds: list[int] | None = None,
+                        epochs: int | None = None, data_dir: str | None = None, results: str | Path | None = None,
+                        runs: str | Path | None = None, download: bool = False) -> tuple[list[dict], Path]:
+    """:func:`records_of`'s records, and the folder they are in. A reader's own runs (other seeds or
+    epochs than the profile's) go to ``_build/``, never beside the committed records."""
     own = seeds is not None or epochs is not None
-    results, runs = _dirs(profile_name, own, results, runs)
+    scratch = root() / SCRATCH
+    results = Path(results) if results is not None else (scratch / "results" if own else results_dir(profile_name))
+    runs = Path(runs) if runs is not None else (scratch / "runs" if own else runs_dir(profile_name))
     committed = load_records(results, profile_name, name) if is_committed(profile_name) and not own else []
     if committed:
-        return committed
+        return committed, results
     run_experiment(name, profile_name, results_dir=results, runs_dir=runs, device=device, seeds=seeds,
                    epochs=epochs, data_dir=data_dir, download=download)
-    return load_records(results, profile_name, name)
+    return load_records(results, profile_name, name), results
 
 
 def show_table(frame) -> None:
     """Display a DataFrame whose cells may hold several lines ("\\n"), each on its own line."""
-    from html import escape
-
-    from IPython.display import HTML, display
+    from IPython.display import HTML, display   # IPython: only where a notebook displays (the book's extra)
 
     def cell(value) -> str:
         return escape(str(value)).replace("\n", "<br>")
@@ -84,11 +90,9 @@ def show_experiment(name: str, profile_name: str = "cpu", **kwargs) -> None:
     outcomes), its effects if it declares any, the paper's conclusion beside ours, and where the
     numbers come from. Keyword arguments go to :func:`records_of`, which gives the records themselves.
     Returns nothing, so that a chapter's cell shows only what is displayed."""
-    from IPython.display import Markdown, display
+    from IPython.display import Markdown, display   # IPython: only where a notebook displays (the book's extra)
 
-    records = records_of(name, profile_name, **kwargs)
-    own = kwargs.get("seeds") is not None or kwargs.get("epochs") is not None
-    results, _ = _dirs(profile_name, own, kwargs.get("results"), kwargs.get("runs"))
+    records, results = _records_and_folder(name, profile_name, **kwargs)
     exp = experiment(name)
     display(Markdown(f"**{exp.title}** ({_scale(profile_name)})"))
     display(narrow(experiment_table(name, results, profile_name)))
@@ -133,9 +137,7 @@ def findings(made: list[Decision], max_seeds: int | None = None) -> str:
 def show_pilot() -> None:
     """The training-regime pilot's committed summary (:func:`senet_core.study.pilot.pilot_table`) and its
     provenance, or one line saying where it was looked for."""
-    from IPython.display import display
-
-    from ..study.pilot import pilot_provenance, pilot_table
+    from IPython.display import display   # IPython: only where a notebook displays (the book's extra)
 
     where = results_dir("cpu")
     try:
@@ -150,7 +152,7 @@ def show_pilot() -> None:
 def show_conclusions(names: list[str], profile_name: str = "cpu") -> None:
     """Show every distinct comparison of experiments ``names`` under ``profile_name``, counted once,
     with its outcome (:func:`senet_core.study.experiments.conclusions` gives the table) and the provenance."""
-    from IPython.display import display
+    from IPython.display import display   # IPython: only where a notebook displays (the book's extra)
 
     table = conclusions(results_dir(profile_name), profile_name, names)
     if not len(table):
@@ -171,14 +173,11 @@ def show_excitations(profile_name: str = "cpu", device: str = "auto", data_dir: 
     """Figs. 6-7 and Section 7.2's observations for the reference model of ``profile_name`` (Table 16's
     SE row, seed 0): the committed record read back, or measured (and, for a committed profile,
     written) from the trained model. Returns the record."""
-    from IPython.display import display
+    from IPython.display import display   # IPython: only where a notebook displays (the book's extra)
 
-    from .plots import plot_excitation_spread, plot_excitations
-    from ..study.role_of_se import excitations, observations
-
-    stats, classes, names, summary, record = excitations(profile_name, results_dir(profile_name),
-                                                         runs_dir(profile_name), device, data_dir,
-                                                         write=is_committed(profile_name), download=download)
+    stats, classes, names, summary, record = reference.excitations(
+        profile_name, results_dir(profile_name), runs_dir(profile_name), device, data_dir,
+        write=is_committed(profile_name), download=download)
     blocks, scale = list(stats), _scale(profile_name).split(";")[0]
     first, last = list(classes)[0], list(classes)[-1]
     display(plot_excitations(stats, classes, blocks, channels=50, names=names,

@@ -10,6 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..engine.data import DATASETS
+from ..study.spec import profile
+
 # One line per parameter, as a chapter declares it.
 DECLARATIONS = {
     "profile": 'profile: str = "cpu"  # cpu: the committed reduced-scale study, read back | smoke: tiny data, '
@@ -43,8 +46,6 @@ def _fail(name: str, value, accepted: str) -> None:
 
 
 def _check_profile(value) -> None:
-    from ..study.experiments import profile
-
     try:
         profile(value)
     except ValueError as err:                   # "unknown profile 'x'; closest: ...; profiles: ..."
@@ -57,8 +58,6 @@ def _check_device(value) -> None:
 
 
 def _check_dataset(value) -> None:
-    from ..engine.data import DATASETS
-
     if value is not None and value not in DATASETS:
         _fail("dataset", value, "None or one of " + ", ".join(sorted(DATASETS)))
 

@@ -20,13 +20,14 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..study.spec import profile_names
+from .chapters import SCRATCH, is_committed
+
 # What a profile sends to the chapters that declare it; the chapters find the records themselves
-# (senet_core.book.chapters): the committed ones in results/, the others under _build/.
-PROFILE_PARAMETERS = {
-    "smoke": {"profile": "smoke", "runs_dir": "_build/runs"},
-    "cpu": {"profile": "cpu", "runs_dir": "runs"},
-    "gpu": {"profile": "gpu", "runs_dir": "runs"},
-}
+# (senet_core.book.chapters): the committed ones in results/, the others under _build/, where the
+# checkpoints of a profile that is not committed go too.
+PROFILE_PARAMETERS = {name: {"profile": name, "runs_dir": "runs" if is_committed(name) else f"{SCRATCH}/runs"}
+                      for name in profile_names()}
 STAMPS = ".stamps"
 
 
@@ -83,7 +84,7 @@ def _notebook_parameters(notebook: Path, profile: str, parameters: dict | None) 
     A chapter that does not use, say, ``runs_dir`` is not sent it (papermill would warn about an
     unknown parameter); a caller's own parameter is always sent, so that a misspelt one is reported.
     """
-    import papermill
+    import papermill   # papermill: the book's extra, needed only to run the chapters
 
     declared = papermill.inspect_notebook(str(notebook))
     own = {name: value for name, value in PROFILE_PARAMETERS[profile].items() if name in declared}
@@ -94,7 +95,7 @@ def reproduce(profile: str = "smoke", only: str | None = None, jobs: int = 1, ou
               root: str | Path = ".", parameters: dict | None = None, force: bool = False,
               progress: bool = True) -> Summary:
     """Execute the chapter notebooks with ``profile``'s parameters (plus ``parameters``) into ``output``."""
-    import papermill
+    import papermill   # papermill: the book's extra, needed only to run the chapters
 
     if profile not in PROFILE_PARAMETERS:
         raise ValueError(f"profile={profile!r} is not one of {', '.join(PROFILE_PARAMETERS)}")
@@ -153,7 +154,7 @@ BOOK_TAGS = {"install": "remove-cell", "parameters": "remove-cell", "check-param
 
 
 def _tag_for_the_book(path: Path) -> None:
-    import nbformat
+    import nbformat   # nbformat: comes with papermill, the book's extra
 
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import torch
@@ -180,6 +181,14 @@ def _git(*args: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
+
+
+def package_version() -> str:
+    """senet_core's version, as pyproject.toml declares it (read from the installed distribution)."""
+    try:
+        return metadata.version("senet-core")
+    except metadata.PackageNotFoundError:    # imported from a source tree that was never installed
+        return "unknown"
 
 
 def git_commit() -> str:

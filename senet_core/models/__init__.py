@@ -8,6 +8,7 @@ from . import vgg  # noqa: F401,E402
 from . import inception  # noqa: F401,E402
 from . import mobile  # noqa: F401,E402
 from . import cifar  # noqa: F401,E402
+from . import shake  # noqa: F401,E402
 
 __all__ = ["ModelEntry", "create_model", "list_models", "model_entry", "register_model", "FeatureInfo",
            "FeatureNet"]

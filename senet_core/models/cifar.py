@@ -6,15 +6,15 @@ Baselines, each built as its source paper describes it:
   Mappings in Deep Residual Networks" (the paper's "original" ResNet-110/164 errors, 6.37 % and
   5.46 % on CIFAR-10, are that paper's). Basic blocks for depth 6n+2, bottlenecks for 9n+2.
 * WRN-16-8: Zagoruyko & Komodakis 2016, "Wide Residual Networks" (pre-activation basic blocks).
-* Shake-Shake 26 2x96d (CIFAR-10, Table 4) and Shake-Even 29 2x4x64d (CIFAR-100, Table 5):
-  Gastaldi 2017, "Shake-Shake regularization". The paper trains both with Cutout (DeVries &
-  Taylor 2017), a data augmentation that leaves the networks unchanged.
+* Shake-Shake 26 2x96d and Shake-Even 29 2x4x64d (Gastaldi 2017): :mod:`senet_core.models.shake`,
+  built from this module's convolutions and SE rules.
 
 SE integration (Section 5.1): "the same scheme as Section 3.3", i.e. an SE block on the residual
 branch after its last layer, before the addition with the identity. The paper does not give r for
-CIFAR; the default r=16 leaves a 16-channel stage a 1-unit excitation (see ``se.hidden_width``). Every residual network here
-also takes the integration variants of Section 6.5 (Fig. 5) through ``se.position``; see
-:func:`senet_core.se.close_residual` and the block docstrings for where each one sits in a pre-activation unit.
+CIFAR; the default r=16 leaves a 16-channel stage a 1-unit excitation (see ``se.hidden_width``).
+Every residual network here also takes the integration variants of Section 6.5 (Fig. 5) through
+``se.position``; see :func:`senet_core.se.close_residual` and the block docstrings for where each one
+sits in a pre-activation unit.
 
 Stages are numbered like the paper's (the stem is stage 1), so the three residual stages of every
 CIFAR network are stages 2, 3 and 4; ``se.stages`` picks which of them get SE blocks.
@@ -22,7 +22,6 @@ CIFAR network are stages 2, 3 and 4; ``se.stages`` picks which of them get SE bl
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..se import SEConfig, close_residual
@@ -30,12 +29,14 @@ from .head import Classifier
 from .init import he_init
 from .registry import register_model
 
-__all__ = ["PreActBasicBlock", "PreActBottleneck", "PreActResNet", "ShakeBasicBranch",
-           "ShakeBottleneckBranch", "ShakeShortcut", "ShakeBlock", "ShakeResNet", "Shake", "shake"]
+__all__ = ["PreActBasicBlock", "PreActBottleneck", "PreActResNet"]
 
 # Section 6.5 positions a unit implements; SE 3x3 needs a bottleneck's 3x3 conv.
 RESIDUAL_POSITIONS = ("standard", "pre", "post", "identity")
 BOTTLENECK_POSITIONS = RESIDUAL_POSITIONS + ("3x3",)
+# What every CIFAR network registers: 32x32 inputs (8x8 at the least), SE in its three residual stages.
+CIFAR_INPUT = dict(input_size=(3, 32, 32), min_size=8)
+CIFAR_SE_STAGES = (2, 3, 4)
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -46,7 +47,7 @@ def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
 
 
-def _se_for(se: SEConfig | None, channels: int, positions: tuple[str, ...], unit: str) -> nn.Module | None:
+def unit_se(se: SEConfig | None, channels: int, positions: tuple[str, ...], unit: str) -> nn.Module | None:
     """The gate of one residual unit, or None when the unit has no SE block."""
     if se is None:
         return None
@@ -83,7 +84,7 @@ class PreActBasicBlock(nn.Module):
             self.shortcut = conv1x1(in_channels, out_channels, stride)
         self.se_position = se.position if se is not None else None
         gated = in_channels if self.se_position == "pre" else out_channels
-        self.se = _se_for(se, gated, RESIDUAL_POSITIONS, "basic block")
+        self.se = unit_se(se, gated, RESIDUAL_POSITIONS, "basic block")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(x))
@@ -128,7 +129,7 @@ class PreActBottleneck(nn.Module):
             self.shortcut = conv1x1(in_channels, out_channels, stride)
         self.se_position = se.position if se is not None else None
         gated = {"pre": in_channels, "3x3": width}.get(self.se_position, out_channels)
-        self.se = _se_for(se, gated, BOTTLENECK_POSITIONS, "bottleneck")
+        self.se = unit_se(se, gated, BOTTLENECK_POSITIONS, "bottleneck")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(x))
@@ -168,7 +169,7 @@ class PreActResNet(Classifier, nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.fc = nn.Linear(widths[3], num_classes)
         self.num_features, self.num_classes = widths[3], num_classes
-        self.feature_info = _cifar_feature_info("conv1", widths, "relu")
+        self.feature_info = cifar_feature_info("conv1", widths, "relu")
         he_init(self)
 
     @staticmethod
@@ -193,316 +194,100 @@ class PreActResNet(Classifier, nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _cifar_feature_info(stem: str, widths: tuple[int, int, int, int], last: str) -> list[dict]:
+def cifar_feature_info(stem: str, widths: tuple[int, int, int, int], last: str) -> list[dict]:
     """The stem and the three residual stages of a CIFAR network (strides 1, 1, 2, 4); the last
     stage is read after ``last``, the activation the head pools."""
     modules = (stem, "layer1", "layer2", last)
     return [dict(module=m, num_chs=c, reduction=r) for m, c, r in zip(modules, widths, (1, 1, 2, 4))]
 
 
-class Shake(torch.autograd.Function):
-    """The Shake-Shake combination of two residual branches (Gastaldi 2017, Section 2), training mode.
+# ---- Pre-activation ResNets (He et al. 2016b) and their SE versions (Section 5.1, Tables 4-5) -----
 
-    Forward: ``alpha * a + (1 - alpha) * b`` with ``alpha ~ U(0, 1)`` drawn per image ("Image"
-    level). Backward: the upstream gradient is split ``beta`` / ``1 - beta`` with an independent
-    per-image ``beta ~ U(0, 1)`` ("Shake-Shake"), or ``beta = 0.5`` when ``even_backward``
-    ("Shake-Even"). Use :func:`shake`, which also handles evaluation.
-    """
-
-    @staticmethod
-    def forward(ctx, a: torch.Tensor, b: torch.Tensor, even_backward: bool = False) -> torch.Tensor:
-        alpha = torch.rand(a.shape[0], *([1] * (a.dim() - 1)), dtype=a.dtype, device=a.device)
-        ctx.even_backward = even_backward
-        return torch.lerp(b, a, alpha)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        if ctx.even_backward:
-            beta = 0.5
-        else:
-            beta = torch.rand(grad.shape[0], *([1] * (grad.dim() - 1)), dtype=grad.dtype, device=grad.device)
-        return grad * beta, grad * (1 - beta), None
+def _resnet_basic(depth: int, num_classes: int, in_chans: int, se: SEConfig | None = None) -> PreActResNet:
+    """ResNet-20/56/110: depth 6n+2, n basic units per stage, 16/32/64 channels."""
+    return PreActResNet(PreActBasicBlock, (depth - 2) // 6, (16, 16, 32, 64), num_classes, in_chans, se)
 
 
-def shake(a: torch.Tensor, b: torch.Tensor, training: bool, even_backward: bool = False) -> torch.Tensor:
-    """Combine two branches: :class:`Shake` in training, their expectation ``0.5 (a + b)`` at test."""
-    if not training:
-        return 0.5 * (a + b)
-    return Shake.apply(a, b, even_backward)
+def _resnet_bottleneck(depth: int, num_classes: int, in_chans: int, se: SEConfig | None = None) -> PreActResNet:
+    """ResNet-29/164: depth 9n+2, n bottleneck units per stage, 64/128/256 channels (16/32/64 inside)."""
+    return PreActResNet(PreActBottleneck, (depth - 2) // 9, (16, 64, 128, 256), num_classes, in_chans, se)
 
 
-# A symbolic trace (torch.fx) records ``shake`` as one call, run as above when the graph runs: it
-# cannot enter an autograd.Function. ``training`` is fixed in the graph, as for any traced branch.
-torch.fx.wrap("shake")
-
-
-class ShakeBasicBranch(nn.Module):
-    """One residual branch of Shake-Shake 26 2x96d: conv3x3-BN-ReLU-conv3x3-BN.
-
-    The branch's leading ReLU is applied once by :class:`ShakeBlock` and shared.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
-        super().__init__()
-        self.conv1 = conv3x3(in_channels, out_channels, stride)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = conv3x3(out_channels, out_channels)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        return self.bn2(self.conv2(out))
-
-
-class ShakeBottleneckBranch(nn.Module):
-    """One residual branch of Shake-Even 29 2x4x64d: a ResNeXt bottleneck (Xie et al. 2017),
-    conv1x1-BN-ReLU-grouped conv3x3-BN-ReLU-conv1x1-BN.
-
-    "4x64d": the grouped 3x3 has ``cardinality`` = 4 groups of 64 channels in the first stage,
-    doubling per stage, so the middle is as wide as the output (256/512/1024). Stride on the
-    grouped 3x3, as in ResNeXt. The leading ReLU is shared, as in :class:`ShakeBasicBranch`.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, cardinality: int = 4):
-        super().__init__()
-        self.conv1 = conv1x1(in_channels, out_channels)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = conv3x3(out_channels, out_channels, stride, groups=cardinality)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.conv3 = conv1x1(out_channels, out_channels)
-        self.bn3 = nn.BatchNorm2d(out_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        return self.bn3(self.conv3(out))
-
-
-class ShakeShortcut(nn.Module):
-    """Gastaldi 2017, Section 2.2: the shortcut of a unit that changes shape.
-
-    Two paths on the (ReLU-activated) input, each a 1x1 average pool of stride ``stride`` and a
-    1x1 conv to half the output channels; the second path first shifts its input by one pixel
-    (down-right, zero-filled) so the two paths subsample different pixels. Concatenated, then BN.
-    Also used at stride 1 where the first stage widens 16 -> 96 channels.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
-        super().__init__()
-        self.pool = nn.AvgPool2d(1, stride=stride)
-        self.conv1 = conv1x1(in_channels, out_channels // 2)
-        self.conv2 = conv1x1(in_channels, out_channels - out_channels // 2)
-        self.bn = nn.BatchNorm2d(out_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        path1 = self.conv1(self.pool(x))
-        shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
-        path2 = self.conv2(self.pool(shifted))
-        return self.bn(torch.cat([path1, path2], dim=1))
-
-
-class ShakeBlock(nn.Module):
-    """A Shake-Shake residual unit (Gastaldi 2017): ``x + shake(branch1(x), branch2(x))``.
-
-    Both branches start with a ReLU, applied once here and shared with the projection shortcut
-    (which also activates its input); no ReLU follows the addition.
-
-    SE: the paper does not say where the SE block goes relative to the two shaken branches. We
-    put one SE block on the combined (shaken) residual, before the addition: that is Section
-    3.3's "residual branch before the addition", with one gate per unit and the same parameter
-    cost as any other SE unit. The Section 6.5 variants follow the same reading: SE-PRE gates the
-    activated input shared by both branches (the identity bypasses it), SE-Identity the shortcut,
-    SE-POST the sum.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, se: SEConfig | None = None,
-                 branch: type[nn.Module] = ShakeBasicBranch, even_backward: bool = False):
-        super().__init__()
-        self.relu = nn.ReLU()
-        self.branch1 = branch(in_channels, out_channels, stride)
-        self.branch2 = branch(in_channels, out_channels, stride)
-        self.shortcut = None
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = ShakeShortcut(in_channels, out_channels, stride)
-        self.even_backward = even_backward
-        self.se_position = se.position if se is not None else None
-        gated = in_channels if self.se_position == "pre" else out_channels
-        self.se = _se_for(se, gated, RESIDUAL_POSITIONS, "Shake-Shake unit")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(x)
-        shortcut = x if self.shortcut is None else self.shortcut(out)
-        if self.se_position == "pre":
-            out = self.se(out)
-        out = shake(self.branch1(out), self.branch2(out), self.training, self.even_backward)
-        return close_residual(out, shortcut, self.se, self.se_position)
-
-
-class ShakeResNet(Classifier, nn.Module):
-    """Shake-Shake networks for 32x32 inputs (Gastaldi 2017, Section 2.2).
-
-    ``widths`` = (stem, stage 2, stage 3, stage 4) output channels; stages 3 and 4 halve the
-    resolution. Stem: 3x3 conv + BN; then ReLU, global average pooling, ``fc``. The trunk ends with
-    that ReLU (the last ``feature_info`` stage).
-    """
-
-    def __init__(self, branch: type[nn.Module], blocks_per_stage: int, widths: tuple[int, int, int, int],
-                 num_classes: int = 10, in_chans: int = 3, se: SEConfig | None = None,
-                 even_backward: bool = False):
-        super().__init__()
-        self.conv1 = conv3x3(in_chans, widths[0])
-        self.bn1 = nn.BatchNorm2d(widths[0])
-        self.layer1 = self._make_stage(branch, widths[0], widths[1], blocks_per_stage, 1, 2, se, even_backward)
-        self.layer2 = self._make_stage(branch, widths[1], widths[2], blocks_per_stage, 2, 3, se, even_backward)
-        self.layer3 = self._make_stage(branch, widths[2], widths[3], blocks_per_stage, 2, 4, se, even_backward)
-        self.relu = nn.ReLU(inplace=True)
-        self.fc = nn.Linear(widths[3], num_classes)
-        self.num_features, self.num_classes = widths[3], num_classes
-        self.feature_info = _cifar_feature_info("bn1", widths, "relu")
-        he_init(self)
-
-    @staticmethod
-    def _make_stage(branch, in_channels, out_channels, blocks, stride, stage, se, even_backward):
-        se = se if se is not None and se.in_stage(stage) else None
-        layers = [ShakeBlock(in_channels, out_channels, stride, se, branch, even_backward)]
-        layers += [ShakeBlock(out_channels, out_channels, 1, se, branch, even_backward)
-                   for _ in range(blocks - 1)]
-        return nn.Sequential(*layers)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.bn1(self.conv1(x))
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        return self.relu(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x.mean((2, 3))
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-
-def _cifar_net(arch: str, num_classes: int, in_chans: int, se: SEConfig | None = None,
-               drop_rate: float = 0.0) -> nn.Module:
-    """Every CIFAR network by name: its unit and its widths, as its source paper gives them."""
-    if arch == "resnet20":   # 6n+2, n=3
-        return PreActResNet(PreActBasicBlock, 3, (16, 16, 32, 64), num_classes, in_chans, se)
-    if arch == "resnet56":   # n=9
-        return PreActResNet(PreActBasicBlock, 9, (16, 16, 32, 64), num_classes, in_chans, se)
-    if arch == "resnet110":  # n=18
-        return PreActResNet(PreActBasicBlock, 18, (16, 16, 32, 64), num_classes, in_chans, se)
-    if arch == "resnet29":   # 9n+2, n=3: ResNet-164's unit at reduced scale
-        return PreActResNet(PreActBottleneck, 3, (16, 64, 128, 256), num_classes, in_chans, se)
-    if arch == "resnet164":  # 9n+2, n=18; bottleneck widths 16/32/64
-        return PreActResNet(PreActBottleneck, 18, (16, 64, 128, 256), num_classes, in_chans, se)
-    if arch == "wrn16_8":    # depth 16 = 6n+4 with n=2, widen factor k=8
-        return PreActResNet(PreActBasicBlock, 2, (16, 128, 256, 512), num_classes, in_chans, se, drop_rate)
-    if arch == "shake_shake26_2x96d":
-        return ShakeResNet(ShakeBasicBranch, 4, (16, 96, 192, 384), num_classes, in_chans, se)
-    if arch == "shake_even29_2x4x64d":
-        return ShakeResNet(ShakeBottleneckBranch, 3, (64, 256, 512, 1024), num_classes, in_chans, se,
-                           even_backward=True)
-    raise ValueError(f"unknown CIFAR network {arch!r}")
-
-
-# Pre-activation ResNets (He et al. 2016b) and their SE versions (Section 5.1, Tables 4-5).
-
-@register_model(input_size=(3, 32, 32), min_size=8, paper="reduced scale")
+@register_model(**CIFAR_INPUT, paper="reduced scale")
 def resnet20_cifar(num_classes: int = 10, in_chans: int = 3) -> nn.Module:
-    return _cifar_net("resnet20", num_classes, in_chans)
+    return _resnet_basic(20, num_classes, in_chans)
 
 
-@register_model(input_size=(3, 32, 32), min_size=8, paper="reduced scale", baseline="resnet20_cifar",
-                se_stages=(2, 3, 4), se_positions=RESIDUAL_POSITIONS)
+@register_model(**CIFAR_INPUT, paper="reduced scale", baseline="resnet20_cifar", se_stages=CIFAR_SE_STAGES,
+                se_positions=RESIDUAL_POSITIONS)
 def se_resnet20_cifar(num_classes: int = 10, in_chans: int = 3, se: SEConfig = SEConfig()) -> nn.Module:
-    return _cifar_net("resnet20", num_classes, in_chans, se)
+    return _resnet_basic(20, num_classes, in_chans, se)
 
 
-@register_model(input_size=(3, 32, 32), min_size=8, paper="reduced scale")
+@register_model(**CIFAR_INPUT, paper="reduced scale")
 def resnet56_cifar(num_classes: int = 10, in_chans: int = 3) -> nn.Module:
-    return _cifar_net("resnet56", num_classes, in_chans)
+    return _resnet_basic(56, num_classes, in_chans)
 
 
-@register_model(input_size=(3, 32, 32), min_size=8, paper="reduced scale", baseline="resnet56_cifar",
-                se_stages=(2, 3, 4), se_positions=RESIDUAL_POSITIONS)
+@register_model(**CIFAR_INPUT, paper="reduced scale", baseline="resnet56_cifar", se_stages=CIFAR_SE_STAGES,
+                se_positions=RESIDUAL_POSITIONS)
 def se_resnet56_cifar(num_classes: int = 10, in_chans: int = 3, se: SEConfig = SEConfig()) -> nn.Module:
-    return _cifar_net("resnet56", num_classes, in_chans, se)
+    return _resnet_basic(56, num_classes, in_chans, se)
 
 
-@register_model(input_size=(3, 32, 32), min_size=8, paper="Tables 4-5")
+@register_model(**CIFAR_INPUT, paper="Tables 4-5")
 def resnet110_cifar(num_classes: int = 10, in_chans: int = 3) -> nn.Module:
-    return _cifar_net("resnet110", num_classes, in_chans)
+    return _resnet_basic(110, num_classes, in_chans)
 
 
-@register_model(input_size=(3, 32, 32), min_size=8, paper="Tables 4-5", baseline="resnet110_cifar",
-                se_stages=(2, 3, 4), se_positions=RESIDUAL_POSITIONS)
+@register_model(**CIFAR_INPUT, paper="Tables 4-5", baseline="resnet110_cifar", se_stages=CIFAR_SE_STAGES,
+                se_positions=RESIDUAL_POSITIONS)
 def se_resnet110_cifar(num_classes: int = 10, in_chans: int = 3, se: SEConfig = SEConfig()) -> nn.Module:
-    return _cifar_net("resnet110", num_classes, in_chans, se)
+    return _resnet_basic(110, num_classes, in_chans, se)
 
 
-@register_model(input_size=(3, 32, 32), min_size=8, paper="reduced scale (Tables 10-16)")
+@register_model(**CIFAR_INPUT, paper="reduced scale (Tables 10-16)")
 def resnet29_cifar(num_classes: int = 10, in_chans: int = 3) -> nn.Module:
     """Pre-activation bottleneck ResNet-29: ResNet-164's unit with n=3, for the reduced-scale ablations.
 
     Its stages output 64/128/256 channels, so every reduction ratio of Table 10 (up to r=32) leaves
     the gate at least two units, and SE 3x3 (Table 15) has a bottleneck 3x3 conv to sit after."""
-    return _cifar_net("resnet29", num_classes, in_chans)
+    return _resnet_bottleneck(29, num_classes, in_chans)
 
 
-@register_model(input_size=(3, 32, 32), min_size=8, paper="reduced scale (Tables 10-16)", baseline="resnet29_cifar",
-                se_stages=(2, 3, 4), se_positions=BOTTLENECK_POSITIONS)
+@register_model(**CIFAR_INPUT, paper="reduced scale (Tables 10-16)", baseline="resnet29_cifar",
+                se_stages=CIFAR_SE_STAGES, se_positions=BOTTLENECK_POSITIONS)
 def se_resnet29_cifar(num_classes: int = 10, in_chans: int = 3, se: SEConfig = SEConfig()) -> nn.Module:
-    return _cifar_net("resnet29", num_classes, in_chans, se)
+    return _resnet_bottleneck(29, num_classes, in_chans, se)
 
 
-@register_model(input_size=(3, 32, 32), min_size=8, paper="Tables 4-5")
+@register_model(**CIFAR_INPUT, paper="Tables 4-5")
 def resnet164_cifar(num_classes: int = 10, in_chans: int = 3) -> nn.Module:
-    return _cifar_net("resnet164", num_classes, in_chans)
+    return _resnet_bottleneck(164, num_classes, in_chans)
 
 
-@register_model(input_size=(3, 32, 32), min_size=8, paper="Tables 4-5", baseline="resnet164_cifar",
-                se_stages=(2, 3, 4), se_positions=BOTTLENECK_POSITIONS)
+@register_model(**CIFAR_INPUT, paper="Tables 4-5", baseline="resnet164_cifar", se_stages=CIFAR_SE_STAGES,
+                se_positions=BOTTLENECK_POSITIONS)
 def se_resnet164_cifar(num_classes: int = 10, in_chans: int = 3, se: SEConfig = SEConfig()) -> nn.Module:
-    return _cifar_net("resnet164", num_classes, in_chans, se)
+    return _resnet_bottleneck(164, num_classes, in_chans, se)
 
 
-# Wide ResNet (Zagoruyko & Komodakis 2016).
+# ---- Wide ResNet (Zagoruyko & Komodakis 2016) -------------------------------------------------------
 
-@register_model(input_size=(3, 32, 32), min_size=8, paper="Tables 4-5")
+def _wide_resnet(depth: int, k: int, num_classes: int, in_chans: int, se: SEConfig | None = None,
+                 drop_rate: float = 0.0) -> PreActResNet:
+    """WRN-depth-k: depth 6n+4, n basic units per stage, widened k times (16k/32k/64k channels)."""
+    return PreActResNet(PreActBasicBlock, (depth - 4) // 6, (16, 16 * k, 32 * k, 64 * k), num_classes,
+                        in_chans, se, drop_rate)
+
+
+@register_model(**CIFAR_INPUT, paper="Tables 4-5")
 def wrn16_8_cifar(num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.0) -> nn.Module:
-    return _cifar_net("wrn16_8", num_classes, in_chans, drop_rate=drop_rate)
+    return _wide_resnet(16, 8, num_classes, in_chans, drop_rate=drop_rate)
 
 
-@register_model(input_size=(3, 32, 32), min_size=8, paper="Tables 4-5", baseline="wrn16_8_cifar",
-                se_stages=(2, 3, 4), se_positions=RESIDUAL_POSITIONS)
+@register_model(**CIFAR_INPUT, paper="Tables 4-5", baseline="wrn16_8_cifar", se_stages=CIFAR_SE_STAGES,
+                se_positions=RESIDUAL_POSITIONS)
 def se_wrn16_8_cifar(num_classes: int = 10, in_chans: int = 3, se: SEConfig = SEConfig(),
                      drop_rate: float = 0.0) -> nn.Module:
-    return _cifar_net("wrn16_8", num_classes, in_chans, se, drop_rate)
-
-
-# Shake-Shake (Gastaldi 2017), trained with Cutout in the paper.
-
-@register_model(input_size=(3, 32, 32), min_size=8, paper="Table 4")
-def shake_shake26_2x96d_cifar(num_classes: int = 10, in_chans: int = 3) -> nn.Module:
-    return _cifar_net("shake_shake26_2x96d", num_classes, in_chans)
-
-
-@register_model(input_size=(3, 32, 32), min_size=8, paper="Table 4", baseline="shake_shake26_2x96d_cifar",
-                se_stages=(2, 3, 4), se_positions=RESIDUAL_POSITIONS)
-def se_shake_shake26_2x96d_cifar(num_classes: int = 10, in_chans: int = 3, se: SEConfig = SEConfig()) -> nn.Module:
-    return _cifar_net("shake_shake26_2x96d", num_classes, in_chans, se)
-
-
-@register_model(input_size=(3, 32, 32), min_size=8, paper="Table 5")
-def shake_even29_2x4x64d_cifar(num_classes: int = 10, in_chans: int = 3) -> nn.Module:
-    return _cifar_net("shake_even29_2x4x64d", num_classes, in_chans)
-
-
-@register_model(input_size=(3, 32, 32), min_size=8, paper="Table 5", baseline="shake_even29_2x4x64d_cifar",
-                se_stages=(2, 3, 4), se_positions=RESIDUAL_POSITIONS)
-def se_shake_even29_2x4x64d_cifar(num_classes: int = 10, in_chans: int = 3, se: SEConfig = SEConfig()) -> nn.Module:
-    return _cifar_net("shake_even29_2x4x64d", num_classes, in_chans, se)
+    return _wide_resnet(16, 8, num_classes, in_chans, se, drop_rate)

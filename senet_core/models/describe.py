@@ -1,19 +1,23 @@
-"""Table 1 of the paper regenerated from the models themselves (Section 3.3).
+"""Table 1 of the paper, and the layers of Figs. 2-3, regenerated from the models themselves (Section 3.3).
 
 Nothing here is typed in from the paper: every cell is read off the modules of a built network
 (kernel sizes, widths, groups, SE FC sizes, block counts) and every output size off a forward pass
 with hooks. :func:`paper_architecture_table` renders the paper's printed Table 1 in the same format,
-and :func:`compare_architecture_table` puts the two side by side, cell by cell.
+and :func:`compare_architecture_table` puts the two side by side, cell by cell. :func:`trace_module`
+lists the layers one module calls, in order, with their output shapes: what
+:func:`senet_core.book.diagrams.draw_module` draws as Figs. 2-3.
 """
 from __future__ import annotations
 
 import re
 from typing import Sequence
 
+import pandas as pd
 import torch
 from torch import nn
 
-from ..se import GATED_MODULES
+from ..paper import paper_table
+from ..se import GATED_MODULES, NoSqueeze
 from .registry import create_model
 
 TABLE1_MODELS = ("resnet50", "se_resnet50", "se_resnext50_32x4d")
@@ -57,7 +61,7 @@ def describe_resnet(model: nn.Module, input_size: Sequence[int] = (3, 224, 224))
     stages = [model.layer1, model.layer2, model.layer3, model.layer4]
     watched = [stem.conv1, stem.pool] + stages
     sizes: dict[int, tuple[int, int]] = {}
-    _forward_one_image(model, input_size, [
+    _forward_with_hooks(model, torch.zeros((1,) + tuple(input_size)), [
         m.register_forward_hook(lambda mod, i, out, k=k: sizes.__setitem__(k, tuple(out.shape[2:])))
         for k, m in enumerate(watched)])
 
@@ -79,8 +83,6 @@ def architecture_table(names: Sequence[str] = TABLE1_MODELS, input_size: Sequenc
     ``"[conv 1x1, 64; conv 3x3, 64; conv 1x1, 256; fc [16, 256]] x 3"``, ``"..., C=32"`` for a
     grouped convolution, ``"global average pool, 1000-d fc, softmax"``.
     """
-    import pandas as pd
-
     columns, sizes = {}, None
     for name in names:
         rows = describe_resnet(create_model(name), input_size)
@@ -94,10 +96,6 @@ def architecture_table(names: Sequence[str] = TABLE1_MODELS, input_size: Sequenc
 
 def paper_architecture_table():
     """The paper's Table 1 as printed (``senet_core.paper.paper_table(1)``), in our cell format."""
-    import pandas as pd
-
-    from ..paper import paper_table
-
     rows = paper_table(1)
     names = [k for k in rows[0] if k not in ("row", "output_size", "blocks", "footnote")]
     data = {"output size": [r["output_size"] for r in rows]}
@@ -114,8 +112,6 @@ def normalise_cell(text: str) -> str:
 
 def compare_architecture_table(ours=None):
     """Paper beside ours for every cell of Table 1: a long DataFrame with a ``match`` column."""
-    import pandas as pd
-
     paper = paper_architecture_table()
     ours = architecture_table(tuple(c for c in paper.columns if c != "output size")) if ours is None else ours
     if len(ours) != len(paper):
@@ -147,8 +143,6 @@ def table1_beside_paper(ours=None):
         cell = cell.iloc[0]
         text = _stacked(cell["ours (exact)"])
         table.setdefault(row, {})[column] = text if cell["match"] else f"{text}\n(paper: {cell['paper']})"
-    import pandas as pd
-
     frame = pd.DataFrame.from_dict(table, orient="index").rename(columns=TABLE1_NAMES)
     matched = comparison.groupby("row", sort=False)["match"]
     frame["cells as printed"] = [f"{int(m.sum())} of {len(m)}" for _, m in matched]
@@ -162,19 +156,109 @@ def input_shape_of(model: nn.Module, name: str, input_size: Sequence[int] = (3, 
     def record(module, args):
         seen.setdefault("shape", tuple(args[0].shape[1:]))   # returns None: the input is left as is
 
-    _forward_one_image(model, input_size, [model.get_submodule(name).register_forward_pre_hook(record)])
+    _forward_with_hooks(model, torch.zeros((1,) + tuple(input_size)),
+                        [model.get_submodule(name).register_forward_pre_hook(record)])
     return seen["shape"]
 
 
-def _forward_one_image(model: nn.Module, input_size, handles: list) -> None:
-    """One eval-mode, no-grad pass of a zero image so that ``handles``' hooks record; then restore the
-    model's mode and remove the hooks."""
+def _forward_with_hooks(model: nn.Module, x: torch.Tensor, handles: list) -> None:
+    """One eval-mode, no-grad pass of ``x`` so that ``handles``' hooks record; then restore the model's
+    mode and remove the hooks."""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            model(torch.zeros((1,) + tuple(input_size)))
+            model(x)
     finally:
         model.train(was_training)
         for handle in handles:
             handle.remove()
+
+
+# ---- Figs. 2-3: the layers of one module, traced ----------------------------------------------------
+def _layer_text(module: nn.Module) -> str:
+    """A leaf layer as a box of Figs. 2-3 labels it: "conv 3x3, 64, /2, C=32", "FC", "BN"."""
+    if isinstance(module, nn.Conv2d):
+        k = "x".join(map(str, module.kernel_size))
+        extra = f", /{module.stride[0]}" if module.stride[0] > 1 else ""
+        extra += f", C={module.groups}" if module.groups > 1 else ""
+        return f"conv {k}, {module.out_channels}{extra}"
+    if isinstance(module, nn.Linear):
+        return "FC"
+    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+        kind = "max" if isinstance(module, nn.MaxPool2d) else "avg"
+        k = module.kernel_size if isinstance(module.kernel_size, int) else module.kernel_size[0]
+        s = module.stride if isinstance(module.stride, int) else module.stride[0]
+        return f"{kind} pool {k}x{k}" + (f", /{s}" if s > 1 else "")
+    if isinstance(module, nn.BatchNorm2d):
+        return "BN"
+    return type(module).__name__
+
+
+def _se_steps(gate, u_shape: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]]]:
+    """The steps of an SE (or NoSqueeze) block on an input of ``u_shape``, from its parameters.
+
+    The block computes its squeeze, FCs and ReLU as tensor functions rather than module calls (see
+    :func:`senet_core.se.fused_excitation`), so hooks cannot see them; their sizes are read off the
+    block instead.
+    """
+    n, c = u_shape[0], u_shape[1]
+    hidden = gate.fc1.weight.shape[0]
+    name = type(gate.gate).__name__
+    if isinstance(gate, NoSqueeze):   # Table 16: 1x1 convs at every position, no pooling
+        h, w = u_shape[2:]
+        return [(f"conv 1x1, {hidden}", (n, hidden, h, w)), ("ReLU", (n, hidden, h, w)),
+                (f"conv 1x1, {c}", (n, c, h, w)), (name, (n, c, h, w))]
+    pool = "global max pooling" if getattr(gate, "squeeze", "avg") == "max" else "global pooling"
+    return [(pool, (n, c)), ("FC", (n, hidden)), ("ReLU", (n, hidden)), ("FC", (n, c)), (name, (n, c))]
+
+
+def trace_module(block, input_shape: Sequence[int]) -> list[dict]:
+    """One forward pass of ``block`` on zeros of ``input_shape``, with hooks on every leaf layer.
+
+    Returns the calls in order: ``{"name", "layer", "shape", "part", "parent"}`` where ``part`` is
+    ``"se"`` (a step of an SE block: squeeze, FC, ReLU, FC, gate; read off the block, see
+    :func:`_se_steps`), ``"identity"`` (a projection shortcut: ``downsample`` or ``shortcut``) or
+    ``"main"``, and ``parent`` the index of the call that produced this call's input (-1 for the
+    block input, None when it came from an operation that is not a module, such as a
+    concatenation or the SE block's scaling).
+    """
+    shape = tuple(input_shape)
+    if len(shape) == 3:
+        shape = (1,) + shape
+    gated = {name for name, m in block.named_modules() if isinstance(m, GATED_MODULES)}
+    calls: list[dict] = []
+    outputs: list = []
+    handles = []
+    x = torch.zeros(shape)
+
+    def inside_se(name: str) -> bool:
+        return any(name.startswith(g + ".") for g in gated)
+
+    def part_of(name: str) -> str:
+        return "identity" if name.split(".")[0] in ("downsample", "shortcut") else "main"
+
+    def record_gate(module, inputs, output, name):
+        for layer, step_shape in _se_steps(module, tuple(inputs[0].shape)):
+            calls.append({"name": name, "layer": layer, "shape": step_shape, "part": "se", "parent": None})
+            outputs.append(None)
+
+    def record(module, inputs, output, name):
+        source = inputs[0] if inputs else None
+        parent = -1 if source is x else None
+        for i in reversed(range(len(outputs))):
+            if outputs[i] is source:
+                parent = i
+                break
+        calls.append({"name": name, "layer": _layer_text(module), "shape": tuple(output.shape),
+                      "part": part_of(name), "parent": parent})
+        outputs.append(output)
+
+    for name, module in block.named_modules():
+        if name in gated:
+            handles.append(module.register_forward_hook(
+                lambda m, i, o, name=name: record_gate(m, i, o, name)))
+        elif not inside_se(name) and not any(True for _ in module.children()):
+            handles.append(module.register_forward_hook(lambda m, i, o, name=name: record(m, i, o, name)))
+    _forward_with_hooks(block, x, handles)
+    return calls

@@ -20,6 +20,8 @@ from torch import nn
 
 from ..names import lookup
 from ..se import SEConfig
+from .features import FeatureNet
+from .weights import RELEASED, load_pretrained, pretrained_cfg
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,6 @@ def list_models(pattern: str | None = None, pretrained: bool = False) -> list[st
     """
     names = sorted(_REGISTRY)
     if pretrained:
-        from .weights import RELEASED
         names = [n for n in names if n in RELEASED]
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
@@ -128,7 +129,6 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int = 3,
     model.model_name = name
     model.in_chans = in_chans
     model.register_forward_pre_hook(InputCheck(name, in_chans, entry.min_size))
-    from .weights import RELEASED, load_pretrained, pretrained_cfg
     if name in RELEASED:
         model.pretrained_cfg = pretrained_cfg(name)
     if pretrained:
@@ -140,7 +140,6 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int = 3,
 
 def _features_only(model: nn.Module, name: str, in_chans: int, min_size: int,
                    out_indices: Sequence[int] | None) -> nn.Module:
-    from .features import FeatureNet
     features = FeatureNet(model, out_indices)
     features.model_name, features.in_chans = name, in_chans
     if hasattr(model, "pretrained_cfg"):

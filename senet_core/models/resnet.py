@@ -210,83 +210,117 @@ def _deep_stem(in_chans: int) -> nn.Sequential:
     ]))
 
 
-# ---- ResNet-18/34 (basic blocks) ------------------------------------------------------------------
+# ---- The networks of Table 2, each written once; the registered factories below name them ----------
+
+# Residual units per stage (conv2_x ... conv5_x) of each depth (He et al. 2016, Table 1).
+_LAYERS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
 _BASIC_POSITIONS = tuple(p for p in POSITIONS if p != "3x3")
 
 
+def _resnet(depth: int, num_classes: int, in_chans: int, se: SEConfig | None = None,
+            stride_in_1x1: bool = True) -> ResNet:
+    """ResNet-18/34 (basic units) and ResNet-50/101/152 (bottlenecks, stride on the first 1x1 conv
+    unless ``stride_in_1x1=False``)."""
+    if depth < 50:
+        return ResNet("basic", _LAYERS[depth], num_classes, in_chans, se=se)
+    return ResNet("bottleneck", _LAYERS[depth], num_classes, in_chans, stride_in_1x1=stride_in_1x1, se=se)
+
+
+def _resnext_32x4d(depth: int, num_classes: int, in_chans: int, se: SEConfig | None = None) -> ResNet:
+    """ResNeXt-50/101 (32x4d): 32 groups of 4 channels in the first stage's 3x3 conv (Table 1)."""
+    return ResNet("bottleneck", _LAYERS[depth], num_classes, in_chans, groups=32, width_per_group=4, se=se)
+
+
+def _resnext154_64x4d(num_classes: int, in_chans: int, se: SEConfig | None = None,
+                      drop_rate: float = 0.2) -> ResNet:
+    """The modified 64x4d ResNeXt-152 of the Appendix: (a) first 1x1 at half width, (b) a stem of three
+    3x3 convs, (c) 3x3 stride-2 downsampling projections (1x1 in the first stage, whose stride is 1),
+    (d) dropout 0.2 before the classifier. Stem widths (64, 64, 128) follow the released model."""
+    return ResNet("bottleneck", _LAYERS[152], num_classes, in_chans, groups=64, width_per_group=4,
+                  first_width_ratio=0.5, deep_stem=True, downsample_3x3=True, drop_rate=drop_rate, se=se)
+
+
+# ---- ResNet-18/34 (basic blocks) ------------------------------------------------------------------
 @register_model(min_size=16, paper="reduced scale")
 def resnet18(num_classes: int = 1000, in_chans: int = 3) -> nn.Module:
-    return ResNet("basic", [2, 2, 2, 2], num_classes, in_chans)
+    return _resnet(18, num_classes, in_chans)
 
 
-@register_model(min_size=16, baseline="resnet18", se_stages=RESIDUAL_STAGES, se_positions=_BASIC_POSITIONS, paper="reduced scale")
+@register_model(min_size=16, baseline="resnet18", se_stages=RESIDUAL_STAGES, se_positions=_BASIC_POSITIONS,
+                paper="reduced scale")
 def se_resnet18(num_classes: int = 1000, in_chans: int = 3, se: SEConfig = SEConfig()) -> nn.Module:
-    return ResNet("basic", [2, 2, 2, 2], num_classes, in_chans, se=se)
+    return _resnet(18, num_classes, in_chans, se)
 
 
 @register_model(min_size=16, paper="reduced scale")
 def resnet34(num_classes: int = 1000, in_chans: int = 3) -> nn.Module:
-    return ResNet("basic", [3, 4, 6, 3], num_classes, in_chans)
+    return _resnet(34, num_classes, in_chans)
 
 
-@register_model(min_size=16, baseline="resnet34", se_stages=RESIDUAL_STAGES, se_positions=_BASIC_POSITIONS, paper="reduced scale")
+@register_model(min_size=16, baseline="resnet34", se_stages=RESIDUAL_STAGES, se_positions=_BASIC_POSITIONS,
+                paper="reduced scale")
 def se_resnet34(num_classes: int = 1000, in_chans: int = 3, se: SEConfig = SEConfig()) -> nn.Module:
-    return ResNet("basic", [3, 4, 6, 3], num_classes, in_chans, se=se)
+    return _resnet(34, num_classes, in_chans, se)
 
 
 # ---- ResNet-50/101/152 (Table 2; ResNet-50 is the backbone of every ablation, Tables 10-16) -------
 @register_model(min_size=16, paper="Tables 2, 10-16")
 def resnet50(num_classes: int = 1000, in_chans: int = 3, stride_in_1x1: bool = True) -> nn.Module:
-    return ResNet("bottleneck", [3, 4, 6, 3], num_classes, in_chans, stride_in_1x1=stride_in_1x1)
+    return _resnet(50, num_classes, in_chans, stride_in_1x1=stride_in_1x1)
 
 
-@register_model(min_size=16, baseline="resnet50", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS, paper="Tables 1, 2, 10-16")
+@register_model(min_size=16, baseline="resnet50", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS,
+                paper="Tables 1, 2, 10-16")
 def se_resnet50(num_classes: int = 1000, in_chans: int = 3, se: SEConfig = SEConfig(),
                 stride_in_1x1: bool = True) -> nn.Module:
-    return ResNet("bottleneck", [3, 4, 6, 3], num_classes, in_chans, stride_in_1x1=stride_in_1x1, se=se)
+    return _resnet(50, num_classes, in_chans, se, stride_in_1x1)
 
 
 @register_model(min_size=16, paper="Table 2")
 def resnet101(num_classes: int = 1000, in_chans: int = 3, stride_in_1x1: bool = True) -> nn.Module:
-    return ResNet("bottleneck", [3, 4, 23, 3], num_classes, in_chans, stride_in_1x1=stride_in_1x1)
+    return _resnet(101, num_classes, in_chans, stride_in_1x1=stride_in_1x1)
 
 
-@register_model(min_size=16, baseline="resnet101", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS, paper="Table 2")
+@register_model(min_size=16, baseline="resnet101", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS,
+                paper="Table 2")
 def se_resnet101(num_classes: int = 1000, in_chans: int = 3, se: SEConfig = SEConfig(),
                  stride_in_1x1: bool = True) -> nn.Module:
-    return ResNet("bottleneck", [3, 4, 23, 3], num_classes, in_chans, stride_in_1x1=stride_in_1x1, se=se)
+    return _resnet(101, num_classes, in_chans, se, stride_in_1x1)
 
 
 @register_model(min_size=16, paper="Table 2")
 def resnet152(num_classes: int = 1000, in_chans: int = 3, stride_in_1x1: bool = True) -> nn.Module:
-    return ResNet("bottleneck", [3, 8, 36, 3], num_classes, in_chans, stride_in_1x1=stride_in_1x1)
+    return _resnet(152, num_classes, in_chans, stride_in_1x1=stride_in_1x1)
 
 
-@register_model(min_size=16, baseline="resnet152", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS, paper="Table 2")
+@register_model(min_size=16, baseline="resnet152", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS,
+                paper="Table 2")
 def se_resnet152(num_classes: int = 1000, in_chans: int = 3, se: SEConfig = SEConfig(),
                  stride_in_1x1: bool = True) -> nn.Module:
-    return ResNet("bottleneck", [3, 8, 36, 3], num_classes, in_chans, stride_in_1x1=stride_in_1x1, se=se)
+    return _resnet(152, num_classes, in_chans, se, stride_in_1x1)
 
 
 # ---- ResNeXt 32x4d (Tables 1, 2) --------------------------------------------------------------------
 @register_model(min_size=16, paper="Table 2")
 def resnext50_32x4d(num_classes: int = 1000, in_chans: int = 3) -> nn.Module:
-    return ResNet("bottleneck", [3, 4, 6, 3], num_classes, in_chans, groups=32, width_per_group=4)
+    return _resnext_32x4d(50, num_classes, in_chans)
 
 
-@register_model(min_size=16, baseline="resnext50_32x4d", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS, paper="Tables 1, 2")
+@register_model(min_size=16, baseline="resnext50_32x4d", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS,
+                paper="Tables 1, 2")
 def se_resnext50_32x4d(num_classes: int = 1000, in_chans: int = 3, se: SEConfig = SEConfig()) -> nn.Module:
-    return ResNet("bottleneck", [3, 4, 6, 3], num_classes, in_chans, groups=32, width_per_group=4, se=se)
+    return _resnext_32x4d(50, num_classes, in_chans, se)
 
 
 @register_model(min_size=16, paper="Table 2")
 def resnext101_32x4d(num_classes: int = 1000, in_chans: int = 3) -> nn.Module:
-    return ResNet("bottleneck", [3, 4, 23, 3], num_classes, in_chans, groups=32, width_per_group=4)
+    return _resnext_32x4d(101, num_classes, in_chans)
 
 
-@register_model(min_size=16, baseline="resnext101_32x4d", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS, paper="Table 2")
+@register_model(min_size=16, baseline="resnext101_32x4d", se_stages=RESIDUAL_STAGES, se_positions=POSITIONS,
+                paper="Table 2")
 def se_resnext101_32x4d(num_classes: int = 1000, in_chans: int = 3, se: SEConfig = SEConfig()) -> nn.Module:
-    return ResNet("bottleneck", [3, 4, 23, 3], num_classes, in_chans, groups=32, width_per_group=4, se=se)
+    return _resnext_32x4d(101, num_classes, in_chans, se)
 
 
 # ---- SENet-154 (Appendix, Tables 8-9) ---------------------------------------------------------------
@@ -294,15 +328,11 @@ def se_resnext101_32x4d(num_classes: int = 1000, in_chans: int = 3, se: SEConfig
                 paper="Tables 8, 9")
 def senet154(num_classes: int = 1000, in_chans: int = 3, se: SEConfig = SEConfig(),
              drop_rate: float = 0.2) -> nn.Module:
-    """SE on a modified 64x4d ResNeXt-152 (Appendix): (a) first 1x1 at half width, (b) a stem of three
-    3x3 convs, (c) 3x3 stride-2 downsampling projections (1x1 in the first stage, whose stride is 1),
-    (d) dropout 0.2 before the classifier. Stem widths (64, 64, 128) follow the released model."""
-    return ResNet("bottleneck", [3, 8, 36, 3], num_classes, in_chans, groups=64, width_per_group=4,
-                  first_width_ratio=0.5, deep_stem=True, downsample_3x3=True, drop_rate=drop_rate, se=se)
+    """SE on the modified 64x4d ResNeXt-152 of the Appendix."""
+    return _resnext154_64x4d(num_classes, in_chans, se, drop_rate)
 
 
 @register_model(min_size=16, paper="Tables 8, 9 (baseline of SENet-154)")
 def resnext154_64x4d(num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2) -> nn.Module:
     """SENet-154 without its SE blocks: the modified ResNeXt-152 64x4d of the Appendix, (a)-(d)."""
-    return ResNet("bottleneck", [3, 8, 36, 3], num_classes, in_chans, groups=64, width_per_group=4,
-                  first_width_ratio=0.5, deep_stem=True, downsample_3x3=True, drop_rate=drop_rate)
+    return _resnext154_64x4d(num_classes, in_chans, drop_rate=drop_rate)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torchvision import transforms
 
 _PORT_BASE = "http://data.lip6.fr/cadene/pretrainedmodels/"
 _TIMM_RELEASES = "https://github.com/rwightman/pytorch-image-models/releases/download/"
@@ -110,16 +111,16 @@ def pretrained_cfg(name: str) -> dict:
             "classifier": source.classifier, "recipe": source.recipe}
 
 
-def transforms_for(name) -> "torchvision.transforms.Compose":  # noqa: F821
+def transforms_for(name) -> transforms.Compose:
     """The evaluation transform of ``name``'s released weights (a name or a model from create_model):
     resize the shorter side, centre crop, to a tensor in [0, 1], normalise with the mean/std.
     Apply it to PIL images."""
-    from torchvision import transforms as T
-
     source = released(getattr(name, "model_name", name))
     size = source.input_size[-1]
-    return T.Compose([T.Resize(source.resize, interpolation=T.InterpolationMode(source.interpolation)),
-                      T.CenterCrop(size), T.ToTensor(), T.Normalize(source.mean, source.std)])
+    resize = transforms.Resize(source.resize, interpolation=transforms.InterpolationMode(source.interpolation))
+    return transforms.Compose([resize, transforms.CenterCrop(size), transforms.ToTensor(),
+                               transforms.Normalize(source.mean, source.std)])
+
 
 # Port key -> our key. Order matters: the first matching pattern wins.
 _RENAMES = [

@@ -22,30 +22,20 @@ import statistics
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import torch
 
-from ..engine.data import build_loaders, dataset_info
-from .experiments import experiment, profile, row_recipe, run_dir_of, run_experiments
-from ..models import create_model
+from ..engine.data import build_loaders
+from ..engine.runtime import provenance, resolve_device
+from .experiments import run_experiments, trained_model
+from .records import errors_by_row
 from .results import load_records, provenance_label, write_json
 from .role_of_se import excitation_statistics
+from .spec import experiment, profile, profile_names, row_recipe
 from .stats import paired
-from ..engine.runtime import CHECKPOINT, provenance, resolve_device
 
 EXPERIMENT = "table16_pilot"
-PROFILES = ("pilot_base", "pilot_data", "pilot_long", "pilot_28px")
-
-
-def trained_model(profile_name: str, label: str, seed: int, runs_dir: str | Path) -> torch.nn.Module:
-    """The network of row ``label`` trained for ``seed`` under ``profile_name``, from its run folder."""
-    exp, prof = experiment(EXPERIMENT), profile(profile_name)
-    row = exp.row(label)
-    _, options = row_recipe(exp, row, prof)
-    info = dataset_info(prof.dataset)
-    model = create_model(row.model, num_classes=info.num_classes, in_chans=info.in_chans, **options)
-    path = run_dir_of(exp, row, prof, seed, runs_dir) / CHECKPOINT
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
-    return model.eval()
+PROFILES = profile_names(pilot=True)
 
 
 def gate_statistics(model: torch.nn.Module, loader, num_per_class: int = 50) -> list[dict]:
@@ -65,9 +55,7 @@ def gate_statistics(model: torch.nn.Module, loader, num_per_class: int = 50) -> 
 
 def summarise(profile_name: str, records: list[dict], runs_dir: str | Path) -> dict:
     """The pilot's numbers for one regime, from its records and run folders."""
-    errors: dict[str, dict[int, float]] = {}
-    for r in records:
-        errors.setdefault(r["row"], {})[r["seed"]] = r["metrics"]["top1_err"]
+    errors = errors_by_row(records)
     seeds = sorted(set(errors.get("SE", {})) & set(errors.get("no SE", {})))
     compared = paired(errors["no SE"], errors["SE"]) if seeds else None
     gains = list(compared.gains) if compared else []
@@ -75,7 +63,7 @@ def summarise(profile_name: str, records: list[dict], runs_dir: str | Path) -> d
     exp = experiment(EXPERIMENT)
     chosen, _ = row_recipe(exp, exp.row("SE"), prof)
     loader = build_loaders(prof.dataset, batch_size=256, device="cpu", image_size=chosen.image_size).val
-    gates = {seed: gate_statistics(trained_model(profile_name, "SE", seed, runs_dir), loader) for seed in seeds}
+    gates = {seed: gate_statistics(trained_model(exp, exp.row("SE"), prof, seed, runs_dir), loader) for seed in seeds}
     return {"profile": profile_name, "train_images": prof.limit_train, "epochs": prof.epochs,
             "image_size": chosen.image_size, "seeds": seeds,
             "top1_err": {row: {str(s): e for s, e in sorted(v.items())} for row, v in errors.items()},
@@ -99,8 +87,8 @@ def run_pilot(profiles: tuple[str, ...] = PROFILES, results_dir: str | Path = "r
         records = run_experiments([EXPERIMENT], name, results_dir, runs_dir, device, progress=progress)[EXPERIMENT]
         regimes[name] = summarise(name, records, runs_dir)
     summary = {"experiment": EXPERIMENT,
-               "regimes": sorted(regimes.values(), key=lambda r: (r["profile"] not in PROFILES,
-                                                                   PROFILES.index(r["profile"]) if r["profile"] in PROFILES else 0)),
+               "regimes": sorted(regimes.values(), key=lambda r: (
+                   r["profile"] not in PROFILES, PROFILES.index(r["profile"]) if r["profile"] in PROFILES else 0)),
                "provenance": provenance(resolve_device(device), 1)}
     write_json(path, summary)
     return summary
@@ -111,8 +99,6 @@ def pilot_table(results_dir: str | Path = "results"):
     paired gain per seed and its mean with the 95 % interval, whether its sign holds, the gates'
     mean distance from 0.5 and between-class spread (lowest to highest over the Fig. 6 blocks and
     the seeds), the cost of a run, and which regime the ``cpu`` profile (the study) uses."""
-    import pandas as pd
-
     path = Path(results_dir) / "pilot" / "summary.json"
     if not path.exists():
         raise FileNotFoundError(f"no pilot summary at {path}: `senet pilot` trains the pilot and writes it")

@@ -1,6 +1,8 @@
-"""Result records with provenance, and the paper-versus-ours tables built from them.
+"""Result records with provenance: checked, written atomically and read back.
 
-A record is one training run of one experiment row and one seed (``experiments.run_experiment``)::
+A record is one training run of one experiment row and one seed (built by
+:func:`senet_core.study.records.build_record` when :func:`senet_core.study.experiments.run_experiment`
+finishes a run)::
 
     {"experiment": "table10_reduction_ratio", "row": "r = 8", "model": ..., "seed": 0,
      "config": {...}, "metrics": {"top1_err": ..., "top5_err": ..., "curve": [...]},
@@ -8,8 +10,8 @@ A record is one training run of one experiment row and one seed (``experiments.r
      "provenance": {"profile": "cpu", "dataset": "fashion_mnist", "device": ..., "torch": ...,
                     "commit": ..., "date": ...}}
 
-Tables show the paper's number beside ours (mean +/- standard deviation over seeds), the difference to the
-baseline row with a paired comparison over seeds, and where our numbers come from.
+:func:`provenance_label` says in one line where a set of records' numbers come from; the tables that
+set them beside the paper's are :mod:`senet_core.study.comparisons`'.
 """
 from __future__ import annotations
 
@@ -21,19 +23,6 @@ from typing import Sequence
 
 REQUIRED = ("experiment", "fingerprint", "config", "seed", "metrics", "provenance")
 REQUIRED_PROVENANCE = ("profile", "dataset", "device", "torch", "commit", "date")
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], markdown: bool = False) -> str:
-    """A plain-text (aligned) or Markdown table of ``rows`` under ``headers``."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
-    if markdown:
-        lines = ["| " + " | ".join(cells[0]) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in cells[1:]]
-        return "\n".join(lines)
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def validate_record(record: dict) -> dict:
