@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from numbers import Integral
 
 import torch
 from torch import nn
@@ -76,8 +77,9 @@ def complexity(model: nn.Module, input_size: tuple[int, int, int] = (3, 224, 224
 
     The model is run once in eval mode under ``torch.no_grad()`` and restored to its mode.
     """
-    if len(input_size) != 3:
-        raise ValueError(f"input_size must be (channels, height, width), got {tuple(input_size)}")
+    if len(input_size) != 3 or not all(isinstance(n, Integral) and not isinstance(n, bool) and n >= 1
+                                       for n in input_size):
+        raise ValueError(f"input_size must be (channels, height, width), each at least 1, got {tuple(input_size)}")
     blocks = se_modules(model)
     scaled = {"all": 0}
 

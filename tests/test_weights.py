@@ -74,7 +74,7 @@ def test_missing_file(tmp_path):
 def test_checkpoints_are_loaded_without_unpickling_code(tmp_path):
     path = tmp_path / "pickled.pth"
     torch.save({"model": create_model("resnet18")}, path)     # a whole module, not a state dict
-    with pytest.raises(ValueError, match="is not a plain checkpoint: torch.load\\(weights_only=True\\) refused"):
+    with pytest.raises(ValueError, match="is not a plain checkpoint: it holds Python objects that torch.load\\(weights_only=True\\) refused"):
         create_model("resnet18", pretrained=str(path))
 
 

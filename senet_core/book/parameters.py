@@ -7,10 +7,11 @@ parameter and the values it accepts, rather than deep inside a training loop.
 """
 from __future__ import annotations
 
-import re
+import reprlib
 from pathlib import Path
 
 from ..engine.data import DATASETS
+from ..engine.runtime import is_device_name
 from ..study.spec import profile
 
 # One line per parameter, as a chapter declares it.
@@ -41,35 +42,49 @@ class ParameterError(ValueError):
         return [f"ParameterError: {self}"]
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 80
+
+
+def _shown(value) -> str:
+    """``value`` as a message shows it: its repr, shortened, on one line."""
+    return " ".join(_SHORT.repr(value).splitlines())
+
+
 def _fail(name: str, value, accepted: str) -> None:
-    raise ParameterError(f"{name}={value!r} is not accepted; {name} takes {accepted}")
+    raise ParameterError(f"{name}={_shown(value)} is not accepted; {name} takes {accepted}")
 
 
 def _check_profile(value) -> None:
     try:
         profile(value)
     except ValueError as err:                   # "unknown profile 'x'; closest: ...; profiles: ..."
-        raise ParameterError(f"profile={value!r} is not accepted: {err}") from None
+        message = " ".join(str(err).splitlines())
+        raise ParameterError(f"profile={_shown(value)} is not accepted: {message}") from None
 
 
 def _check_device(value) -> None:
-    if not isinstance(value, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+    if not is_device_name(value):
         _fail("device", value, "auto, cpu, cuda or cuda:N")
 
 
 def _check_dataset(value) -> None:
-    if value is not None and value not in DATASETS:
+    if value is not None and (not isinstance(value, str) or value not in DATASETS):
         _fail("dataset", value, "None or one of " + ", ".join(sorted(DATASETS)))
 
 
 def _check_data_dir(value) -> None:
     if value is None:
         return
-    if not isinstance(value, (str, Path)):
+    if not isinstance(value, (str, Path)) or not str(value):
         _fail("data_dir", value, "None or a folder (a string)")
-    if not Path(value).expanduser().is_dir():
-        raise ParameterError(f"data_dir={str(value)!r} is not a folder on this machine; give the folder that "
-                             f"holds the dataset, or None")
+    try:
+        found = Path(value).expanduser().is_dir()
+    except RuntimeError:                        # "~someone" where there is no such user
+        found = False
+    if not found:
+        raise ParameterError(f"data_dir={_shown(str(value))} is not a folder on this machine; give the folder "
+                             f"that holds the dataset, or None")
 
 
 def _check_bool(name: str):
@@ -92,7 +107,7 @@ def _check_seeds(value) -> None:
 
 
 def _check_runs_dir(value) -> None:
-    if not isinstance(value, (str, Path)) or not str(value):
+    if not isinstance(value, (str, Path)) or not str(value).strip() or "\0" in str(value):
         _fail("runs_dir", value, "a folder name (a string)")
 
 

@@ -23,7 +23,9 @@ from ..study.pilot import PROFILES as PILOT_PROFILES, run_pilot
 from ..study.report import conclusion, headline, markdown_table, reproduction_report, summary
 from ..study.results import load_records, provenance_label
 from ..study.spec import list_experiments, profile
-from .flags import UsageError, amp_of, se_options
+from .conventions import UsageError
+from .flags import amp_of, se_options
+
 
 def train_command(args: argparse.Namespace) -> int:
     name = args.recipe or default_recipe(args.dataset or "fashion_mnist")
@@ -50,6 +52,10 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def eval_command(args: argparse.Namespace) -> int:
+    if args.model and args.checkpoint is None and args.pretrained is None:
+        # A registered model alone has random weights, whose error says nothing.
+        raise UsageError(f"--model {args.model} is evaluated with released weights: add --pretrained imagenet "
+                         f"(or a path or URL), or give --checkpoint RUN for a training run instead")
     result = evaluate_run(model=args.model, checkpoint=args.checkpoint, pretrained=args.pretrained,
                           dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size,
                           crop_size=args.crop_size, resize=args.resize, device=args.device, amp=amp_of(args),
@@ -162,7 +168,7 @@ def experiments_command(args: argparse.Namespace) -> int:
 
 
 def pilot_command(args: argparse.Namespace) -> int:
-    profiles = tuple(p for p in args.profiles.split(",") if p) if args.profiles else PILOT_PROFILES
+    profiles = args.profiles or PILOT_PROFILES
     if args.download:
         # The pilot reads its data from the usual places (no data_dir): fetch it there first.
         for dataset in sorted({profile(p).dataset for p in profiles}):

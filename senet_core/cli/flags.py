@@ -1,44 +1,11 @@
-"""The command line's argument types and the flags several commands share, each declared once."""
+"""The flags several ``senet`` commands share, each declared once."""
 from __future__ import annotations
 
 import argparse
 
 from ..engine.runtime import AMP_DTYPES
-
-
-class UsageError(Exception):
-    """A bad argument: reported on one line, exit status 2."""
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
-
-
-def stage_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of stage numbers") from None
-
-
-def seed_list(text: str) -> list[int]:
-    return [int(s) for s in text.split(",")]
+from ..se import EXCITATION_OPERATORS, POSITIONS, SQUEEZE_OPERATORS
+from .arguments import device, excitation, non_negative_int, path, positive_int, se_position, squeeze, stage_list
 
 
 def amp_of(args: argparse.Namespace) -> str | None:
@@ -49,7 +16,8 @@ def amp_of(args: argparse.Namespace) -> str | None:
 def add_device_flags(p: argparse.ArgumentParser, *, amp: bool = True, compile: bool = False) -> None:
     """``--device`` (auto: the engine picks CUDA when there is a GPU), ``--amp`` and, with ``compile``,
     ``--channels-last`` and ``--compile``."""
-    p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default: CUDA if there is a GPU)")
+    p.add_argument("--device", type=device, default="auto",
+                   help="cpu | cuda | cuda:N | auto (default: CUDA if there is a GPU)")
     if amp:
         p.add_argument("--amp", choices=(*AMP_DTYPES, "none"), default="none", help="mixed precision")
     if compile:
@@ -61,9 +29,9 @@ def add_data_flags(p: argparse.ArgumentParser, *, data_dir: str | None = "where 
                    "downloaded to)", required: bool = False, workers: bool = True, download: bool = True) -> None:
     """``--data-dir`` (helped by ``data_dir``; left out when None), ``--workers`` and ``--download``."""
     if data_dir is not None:
-        p.add_argument("--data-dir", required=required, help=data_dir)
+        p.add_argument("--data-dir", type=path, required=required, help=data_dir)
     if workers:
-        p.add_argument("--workers", type=int, default=2, help="data-loading processes")
+        p.add_argument("--workers", type=non_negative_int, default=2, help="data-loading processes")
     if download:
         into = "--data-dir, default " if data_dir is not None else ""
         p.add_argument("--download", action="store_true", help="download the dataset if it is missing (into "
@@ -76,8 +44,9 @@ def add_quiet_flag(p: argparse.ArgumentParser) -> None:
 
 def add_study_flags(p: argparse.ArgumentParser) -> None:
     """Where the reduced-scale runs keep their records and run folders, the device, and ``--quiet``."""
-    p.add_argument("--results-dir", default="results", help="the records (one JSON file a run)")
-    p.add_argument("--runs-dir", default="runs/experiments", help="run folders with checkpoints (not committed)")
+    p.add_argument("--results-dir", type=path, default="results", help="the records (one JSON file a run)")
+    p.add_argument("--runs-dir", type=path, default="runs/experiments",
+                   help="run folders with checkpoints (not committed)")
     add_device_flags(p, amp=False)
     add_quiet_flag(p)
 
@@ -85,9 +54,9 @@ def add_study_flags(p: argparse.ArgumentParser) -> None:
 def add_se_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("SE options (Section 6 ablations; SE models only)")
     g.add_argument("--reduction", type=positive_int, help="reduction ratio r (Table 10)")
-    g.add_argument("--squeeze", help="avg | max | none (NoSqueeze, Table 16)")
-    g.add_argument("--excitation", help="sigmoid | tanh | relu (Table 12)")
-    g.add_argument("--se-position", help="standard | pre | post | identity | 3x3 (Tables 14-15)")
+    g.add_argument("--squeeze", type=squeeze, help=" | ".join(SQUEEZE_OPERATORS) + " (NoSqueeze, Table 16)")
+    g.add_argument("--excitation", type=excitation, help=" | ".join(EXCITATION_OPERATORS) + " (Table 12)")
+    g.add_argument("--se-position", type=se_position, help=" | ".join(POSITIONS) + " (Tables 14-15)")
     g.add_argument("--se-stages", type=stage_list, help="stages with SE blocks, e.g. 2,3 (Table 13; stem = 1)")
     g.add_argument("--se-bias", choices=("on", "off"), help="FC biases in the excitation")
 

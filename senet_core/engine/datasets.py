@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import datasets as torchvision_datasets
 
@@ -41,10 +42,18 @@ CIFAR_LAYOUT = {   # folder, train files, test file, meta file, label key
 CIFAR_TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 
 
+def expand(folder: str | os.PathLike) -> Path:
+    """``folder`` with a leading ``~`` or ``~user`` expanded; one line when that user does not exist."""
+    try:
+        return Path(folder).expanduser()
+    except RuntimeError:
+        raise ValueError(f"data folder {str(folder)!r}: no such user's home to expand") from None
+
+
 def default_data_dir() -> Path:
     """Where the small datasets are downloaded to (and looked for) when no ``data_dir`` is given:
     ``$SENET_DATA`` if set, else ``~/.cache/senet_core/data``."""
-    return Path(os.environ.get(DATA_DIR_VARIABLE) or DEFAULT_DATA_DIR).expanduser()
+    return expand(os.environ.get(DATA_DIR_VARIABLE) or DEFAULT_DATA_DIR)
 
 
 @dataclass
@@ -74,7 +83,7 @@ class Split:
 
 def _download_root(data_dir: str | None) -> Path:
     """The folder a download goes into: ``data_dir``, else :func:`default_data_dir`."""
-    return Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    return expand(data_dir) if data_dir is not None else default_data_dir()
 
 
 def _download(title: str, fetch: Callable[[Path], object], root: Path, where: Path) -> None:
@@ -118,7 +127,7 @@ def fashion_mnist_dirs(data_dir: str | None) -> list[Path]:
     same two places under :func:`default_data_dir`."""
     if data_dir is None:
         return [Path(FASHION_MNIST_SYSTEM_DIR), *fashion_mnist_dirs(str(default_data_dir()))]
-    root = Path(data_dir).expanduser()
+    root = expand(data_dir)
     return [root, root / "FashionMNIST" / "raw"]
 
 
@@ -200,9 +209,22 @@ def read_cifar(name: str, data_dir: str | None, download: bool = False) -> dict[
 # --------------------------------------------------------------------------------------------------
 # ImageNet and Places365: image files
 
+class UnreadableImageError(ValueError):
+    """An image file of a dataset that cannot be decoded (truncated, or not an image)."""
+
+
+def read_image(path: str) -> Image.Image:
+    """torchvision's image loader (an RGB PIL image), failing in one line that names the file."""
+    try:
+        with open(path, "rb") as stream:
+            return Image.open(stream).convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise UnreadableImageError(f"{path} is not a readable image ({err}); replace or remove it") from None
+
+
 def image_folder_splits(data_dir: str | None) -> tuple[Dataset, Dataset]:
     """ImageNet as ``data_dir/{train,val}/<class>/<image>`` (torchvision ``ImageFolder``)."""
-    root = Path(data_dir).expanduser() if data_dir is not None else None
+    root = expand(data_dir) if data_dir is not None else None
     folders = [root / "train", root / "val"] if root is not None else []
     missing = [f for f in folders if not f.is_dir()] if folders else ["data_dir (not given)"]
     if missing:
@@ -211,7 +233,7 @@ def image_folder_splits(data_dir: str | None) -> tuple[Dataset, Dataset]:
             f"data_dir/train/<wnid>/*.JPEG and data_dir/val/<wnid>/*.JPEG (the ILSVRC-2012 val images "
             f"sorted into class folders, e.g. with the valprep.sh script); ImageNet cannot be downloaded "
             f"automatically.")
-    train, val = torchvision_datasets.ImageFolder(folders[0]), torchvision_datasets.ImageFolder(folders[1])
+    train, val = (torchvision_datasets.ImageFolder(folder, loader=read_image) for folder in folders)
     if train.classes != val.classes:
         only = sorted(set(train.classes) ^ set(val.classes))[:5]
         raise ValueError(f"imagenet at {root}: train/ and val/ have different class folders "
@@ -221,7 +243,7 @@ def image_folder_splits(data_dir: str | None) -> tuple[Dataset, Dataset]:
 
 def places365_splits(data_dir: str | None, download: bool) -> tuple[Dataset, Dataset]:
     """Places365-Standard at full resolution, torchvision's ``Places365`` layout under ``data_dir``."""
-    root = Path(data_dir).expanduser() if data_dir is not None else None
+    root = expand(data_dir) if data_dir is not None else None
     if root is None:
         raise FileNotFoundError("places365 not found: no data_dir given. Pass data_dir (and download=True "
                                 "to fetch it with torchvision).")
@@ -233,5 +255,6 @@ def places365_splits(data_dir: str | None, download: bool) -> tuple[Dataset, Dat
             f"places365 not found: missing {', '.join(map(str, missing))}. Pass download=True to fetch "
             f"Places365-Standard (large images, over 100 GB) with torchvision into {root}, or unpack "
             f"filelist_places365-standard.tar, train_large_places365standard.tar and val_large.tar there.")
-    return (torchvision_datasets.Places365(root, split="train-standard", small=False, download=download),
-            torchvision_datasets.Places365(root, split="val", small=False, download=download))
+    return (torchvision_datasets.Places365(root, split="train-standard", small=False, download=download,
+                                           loader=read_image),
+            torchvision_datasets.Places365(root, split="val", small=False, download=download, loader=read_image))

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import create_model, model_entry
+from ..models.weights import CheckpointError, load_file, load_state
 from .data import build_loaders, dataset_info
 from .runtime import CHECKPOINT, autocast, resolve_device
 
@@ -72,9 +73,10 @@ def evaluate_run(*, model: str | None = None, checkpoint: str | None = None, pre
     if checkpoint is not None:
         path = Path(checkpoint)
         path = path / CHECKPOINT if path.is_dir() else path
-        if not path.is_file():
-            raise FileNotFoundError(f"no checkpoint at {str(path)!r}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_file(path)
+        if not isinstance(state, dict) or not {"config", "model"} <= set(state):
+            raise CheckpointError(f"{str(path)!r} is not a training run's checkpoint (it has no 'config' and "
+                                  f"'model'); for other weights use --model NAME --pretrained {path}")
         recipe = state["config"]["recipe"]
         model = recipe["model"]
         options = dict(state["config"]["model_options"])
@@ -90,7 +92,7 @@ def evaluate_run(*, model: str | None = None, checkpoint: str | None = None, pre
     net = create_model(model, num_classes=info.num_classes, in_chans=info.in_chans, pretrained=pretrained,
                        **options)
     if state is not None:
-        net.load_state_dict(state["model"])
+        load_state(net, state["model"], str(checkpoint))
     net = net.to(dev)
     loaders = build_loaders(dataset, data_dir, batch_size=batch_size, device=dev, limit_val=limit_val,
                             workers=workers, download=download, crop_size=crop_size, val_resize=resize)

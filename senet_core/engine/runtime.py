@@ -8,7 +8,9 @@ checkpoint writes and provenance from here:
 * :func:`autocast`: the mixed-precision policy (``bf16``, ``fp16`` or ``None`` for float32).
 * :class:`Distributed`: the process group torchrun sets up (RANK, WORLD_SIZE, LOCAL_RANK).
 * A run's folder: the file names (:data:`CHECKPOINT`, :data:`METRICS`, :data:`CONFIG`), the writer's
-  lock (:func:`run_lock`) and atomic writes, so a crash never leaves a truncated file.
+  lock (:func:`run_lock`), atomic writes (a crash or a full disk never leaves a truncated file under
+  the final name), the last two checkpoints kept (:func:`save_checkpoint`, :func:`resume_checkpoint`)
+  and the stop at a step boundary on SIGINT/SIGTERM (:func:`stop_on_signals`).
 * :func:`provenance`: device, threads, torch, commit and date, stamped on every measurement.
 """
 from __future__ import annotations
@@ -17,20 +19,27 @@ import contextlib
 import datetime
 import json
 import os
+import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 import torch
 
+from ..models.weights import CheckpointError, load_file
+
 PACKAGE = Path(__file__).resolve().parent.parent   # senet_core/
 BOOK_ROOT = "SENET_BOOK_ROOT"                       # set by a chapter's install cell to the repository it cloned
 
 # ---- a run's folder ---------------------------------------------------------------------------------
 CHECKPOINT = "checkpoint.pt"
+PREVIOUS = "checkpoint.prev.pt"      # the checkpoint before the newest, kept in case the newest is damaged
 METRICS = "metrics.jsonl"
 CONFIG = "config.json"
 LOCK = "LOCK"
@@ -72,14 +81,22 @@ def distributed_from_env() -> Distributed:
     return Distributed(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
+DEVICE_NAMES = r"auto|cpu|cuda(:[0-9]{1,4})?"      # what a user may write for a device (ASCII digits)
+
+
+def is_device_name(text) -> bool:
+    """Whether ``text`` is spelled as a device: auto, cpu, cuda or cuda:N."""
+    return isinstance(text, str) and re.fullmatch(DEVICE_NAMES, text, flags=re.ASCII) is not None
+
+
 def resolve_device(device: str | torch.device = "auto", dist_env: Distributed | None = None) -> torch.device:
     """``auto`` picks the GPU when there is one; under torchrun each process takes its local GPU."""
     if isinstance(device, torch.device):
         device = str(device)
+    if not is_device_name(device):
+        raise ValueError(f"device={device!r} is not one of cpu, cuda, cuda:N, auto")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
-        raise ValueError(f"device={device!r} is not one of cpu, cuda, cuda:N, auto")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was asked for but torch sees no CUDA GPU; use --device cpu or auto")
     if device == "cuda" and dist_env is not None and dist_env.enabled:
@@ -107,18 +124,138 @@ def grad_scaler(device: torch.device, amp: str | None) -> torch.amp.GradScaler:
 
 
 # ---- writing a run's files ----------------------------------------------------------------------------
-def atomic_save(obj, path: Path) -> None:
-    """Write ``obj`` so that ``path`` always holds either the old or the new complete file."""
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        raise _write_error(path, err, tmp) from None
+
+
+def _write_error(path: Path, err: OSError, *partial: Path) -> WriteError:
+    for leftover in partial:
+        leftover.unlink(missing_ok=True)
+    kept = f"the previous {path.name} is intact" if path.exists() else "nothing was written"
+    error = WriteError(f"could not write {path} ({err.strerror or err}); {kept}")
+    error.errno = err.errno            # one line when printed, the cause still there for a caller to test
+    return error
+
+
+def atomic_save(obj, path: Path) -> None:
+    """Write ``obj`` so that ``path`` always holds either the old or the new complete file; a failed
+    write (a full disk) raises :class:`WriteError` and leaves the old file as it was."""
+    _atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     """:func:`atomic_save` for a text file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    _atomic(path, lambda tmp: tmp.write_text(text))
+
+
+def save_checkpoint(state: dict, out: Path) -> None:
+    """Write ``out/checkpoint.pt`` atomically, keeping the one it replaces as ``checkpoint.prev.pt``:
+    a run whose newest checkpoint is damaged resumes from the one before."""
+    path, previous = out / CHECKPOINT, out / PREVIOUS
+    new, kept = out / (CHECKPOINT + ".tmp"), out / (PREVIOUS + ".tmp")
+    try:
+        torch.save(state, new)
+        if path.exists():
+            # A hard link: checkpoint.pt stays in place until the new one replaces it.
+            kept.unlink(missing_ok=True)
+            _link_or_copy(path, kept)
+            os.replace(kept, previous)
+        os.replace(new, path)
+    except OSError as err:
+        raise _write_error(path, err, new, kept) from None
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def has_checkpoint(out: Path) -> bool:
+    return (out / CHECKPOINT).exists() or (out / PREVIOUS).exists()
+
+
+def resume_checkpoint(out: Path, map_location: str | torch.device = "cpu") -> dict:
+    """The newest readable checkpoint of the run in ``out``: ``checkpoint.pt``, or, when that one is
+    damaged or missing, ``checkpoint.prev.pt`` with a notice. One line names both when neither reads."""
+    try:
+        return load_file(out / CHECKPOINT, map_location)
+    except (CheckpointError, FileNotFoundError) as newest:
+        if not (out / PREVIOUS).exists():
+            raise
+        try:
+            state = load_file(out / PREVIOUS, map_location)
+        except CheckpointError as older:
+            raise CheckpointError(f"{newest}; and the one before: {older}") from None
+        print(f"{newest}; resuming from {PREVIOUS} (after epoch {state.get('epoch', '?')}) instead",
+              file=sys.stderr)
+        return state
+
+
+def read_metrics(out: Path) -> list[dict]:
+    """The per-epoch lines of ``out/metrics.jsonl``; a last line cut short by a crash is dropped with a
+    notice, any other unreadable line is named."""
+    path = out / METRICS
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            if number == len(lines):
+                print(f"{path}: its last line was cut short (a crash while writing it); dropped", file=sys.stderr)
+                break
+            raise ValueError(f"{path}: line {number} is not JSON; the file is damaged") from None
+    return rows
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """While training: SIGINT and SIGTERM set a flag the training loop reads between steps, so the run
+    stops at a step boundary (:class:`TrainingStopped`) with its last checkpoint intact, rather than
+    wherever the signal lands. Outside the main thread, signals cannot be caught: a no-op."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum, frame):
+        if received:                      # a second signal: the user insists
+            signal.signal(signum, previous[signum] if callable(previous[signum]) else signal.SIG_DFL)
+            raise KeyboardInterrupt
+        received.append(signum)
+
+    for s in previous:
+        signal.signal(s, handler)
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+class TrainingStopped(RuntimeError):
+    """SIGINT or SIGTERM stopped a run at a step boundary; its last checkpoint is kept for ``--resume``."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
+
+
+class WriteError(OSError):
+    """A run's file could not be written (a full disk, say); the previous version of it is intact."""
 
 
 class RunLockedError(FileExistsError):

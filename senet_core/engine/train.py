@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import math
 import random
+import signal
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,8 +31,14 @@ from ..se import SEConfig
 from .data import build_loaders
 from .evaluate import evaluate
 from .recipes import Recipe
-from .runtime import (CHECKPOINT, CONFIG, METRICS, Distributed, atomic_save, atomic_write_text, autocast, check_amp,
-                      distributed_from_env, grad_scaler, provenance, resolve_device, run_lock)
+from ..models.weights import CheckpointError, load_state
+from .runtime import (CHECKPOINT, CONFIG, METRICS, Distributed, TrainingStopped, atomic_write_text, autocast,
+                      check_amp, distributed_from_env, grad_scaler, has_checkpoint, provenance, read_metrics,
+                      resolve_device, resume_checkpoint, run_lock, save_checkpoint, stop_on_signals)
+
+# What a checkpoint of a training run holds, besides its epoch and settings.
+TRAINING_STATE = ("epoch", "config", "model", "optimizer", "schedule", "scaler", "rng", "metrics")
+
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
@@ -58,7 +66,8 @@ class TrainConfig:
     progress: bool = True
 
     # Fields that may differ between a run and its resumption.
-    RESUMABLE = ("epochs", "resume", "progress", "workers", "device", "download", "data_dir")
+    # A run folder may be moved or copied and resumed from its new place: ``out`` is where, not what.
+    RESUMABLE = ("epochs", "resume", "progress", "workers", "device", "download", "data_dir", "out")
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -181,19 +190,19 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> list[dict]:
     if recipe.batch_size % env.world_size:
         raise ValueError(f"batch_size={recipe.batch_size} does not split over {env.world_size} processes")
     out = Path(config.out)
-    checkpoint_path = out / CHECKPOINT
-    if checkpoint_path.exists() and not config.resume:
-        raise FileExistsError(f"{out} already holds a run ({checkpoint_path}); pass --resume to continue it "
-                              f"or choose another --out")
-    if config.resume and not checkpoint_path.exists():
-        raise FileNotFoundError(f"nothing to resume: no {CHECKPOINT} in {out}")
 
     if env.enabled and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
+        # The lock first: a live writer of the folder is what a second run must be told about.
         with run_lock(out, env.is_main):
+            if has_checkpoint(out) and not config.resume:
+                raise FileExistsError(f"{out} already holds a run ({out / CHECKPOINT}); pass --resume to continue "
+                                      f"it or choose another --out")
+            if config.resume and not has_checkpoint(out):
+                raise FileNotFoundError(f"nothing to resume: no {CHECKPOINT} in {out}")
             return _run(config, model, env, device, out)
     finally:
         if env.enabled and dist.is_initialized():
@@ -236,14 +245,22 @@ def _run(config: TrainConfig, model: nn.Module | None, env: Distributed, device:
     start_epoch = 0
     settings = config.as_dict()
     if config.resume:
-        state = torch.load(out / CHECKPOINT, map_location=device, weights_only=True)
+        state = resume_checkpoint(out, device)
+        missing = [k for k in TRAINING_STATE if not isinstance(state, dict) or k not in state]
+        if missing:
+            raise CheckpointError(f"{out / CHECKPOINT} is not a training checkpoint of this package (no "
+                                  f"{', '.join(missing)}); start a new run in another --out")
         _check_resumable(state["config"], settings)
-        raw_model.load_state_dict(state["model"])
+        load_state(raw_model, state["model"], str(out / CHECKPOINT))
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         scaler.load_state_dict(state["scaler"])
         _restore_rng(state["rng"], device)
         start_epoch, metrics = state["epoch"], list(state["metrics"])
+        try:
+            read_metrics(out)      # says so when a crash cut its last line; the checkpoint's rows replace it
+        except ValueError as err:
+            print(f"{err}; rewritten from the checkpoint", file=sys.stderr)
     if env.is_main and start_epoch < recipe.epochs:
         # config.json describes the run that trained: written when it starts, and on each resumption
         # that trains more epochs (kept under "resumed"). Reading a finished run back writes nothing.
@@ -252,8 +269,8 @@ def _run(config: TrainConfig, model: nn.Module | None, env: Distributed, device:
         now = provenance(device, env.world_size)
         record = {**settings, "provenance": now, "dataset": asdict(info),
                   "train_images": loaders.train_size, "val_images": loaders.val_size}
-        if config.resume and (out / CONFIG).exists():
-            before = json.loads((out / CONFIG).read_text())
+        before = _read_config(out) if config.resume else None
+        if before is not None:
             record["provenance"] = before["provenance"]
             record["resumed"] = before.get("resumed", []) + [{**now, "from_epoch": start_epoch}]
         atomic_write_text(out / CONFIG, json.dumps(record, indent=2, default=str) + "\n")
@@ -267,6 +284,14 @@ def _run(config: TrainConfig, model: nn.Module | None, env: Distributed, device:
     if config.compile:
         model = torch.compile(model)
 
+    with stop_on_signals() as stop:
+        return _epochs(config, model, raw_model, eval_model, loaders, optimizer, schedule, scaler, criterion,
+                       device, env, out, start_epoch, metrics, settings, stop)
+
+
+def _epochs(config, model, raw_model, eval_model, loaders, optimizer, schedule, scaler, criterion, device, env,
+            out, start_epoch, metrics, settings, stop) -> list[dict]:
+    recipe = config.recipe
     for epoch in range(start_epoch, recipe.epochs):
         torch.manual_seed(epoch_seed(config.seed, epoch, env.rank))
         loaders.train.set_epoch(epoch)
@@ -276,7 +301,7 @@ def _run(config: TrainConfig, model: nn.Module | None, env: Distributed, device:
                 bn.eval()
         start = time.perf_counter()
         train_stats = _train_epoch(model, raw_model, loaders.train, optimizer, schedule, scaler, criterion,
-                                   device, config, epoch, env, recipe)
+                                   device, config, epoch, env, recipe, stop)
         seconds = time.perf_counter() - start
         val = evaluate(eval_model, loaders.val, device, config.amp, config.channels_last, env.enabled)
         eval_seconds = time.perf_counter() - start - seconds
@@ -289,9 +314,9 @@ def _run(config: TrainConfig, model: nn.Module | None, env: Distributed, device:
         metrics.append(row)
         if env.is_main:
             _write_metrics(out, metrics)
-            atomic_save({"epoch": epoch + 1, "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "schedule": schedule.state_dict(), "scaler": scaler.state_dict(),
-                         "rng": _rng_state(device), "config": settings, "metrics": metrics}, out / CHECKPOINT)
+            save_checkpoint({"epoch": epoch + 1, "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "schedule": schedule.state_dict(), "scaler": scaler.state_dict(),
+                             "rng": _rng_state(device), "config": settings, "metrics": metrics}, out)
             if config.progress:
                 print(f"epoch {epoch + 1}/{recipe.epochs}: train loss {row['train_loss']:.4f}, val top-1 err "
                       f"{row['val_top1_err']:.2f} %, top-5 err {row['val_top5_err']:.2f} %, "
@@ -302,7 +327,7 @@ def _run(config: TrainConfig, model: nn.Module | None, env: Distributed, device:
 
 
 def _train_epoch(model, raw_model, loader, optimizer, schedule, scaler, criterion, device, config, epoch, env,
-                 recipe) -> dict:
+                 recipe, stop) -> dict:
     steps = len(loader)
     frozen_bn = epoch >= recipe.epochs - recipe.freeze_bn_epochs
     bn_params = [p for m in _bn_modules(raw_model) for p in m.parameters()] if frozen_bn else []
@@ -315,6 +340,8 @@ def _train_epoch(model, raw_model, loader, optimizer, schedule, scaler, criterio
                disable=None if show else True, dynamic_ncols=True)
     lr = optimizer.param_groups[0]["lr"]
     for step, (images, labels) in enumerate(bar):
+        if stop:
+            raise TrainingStopped(_stopped_message(config, stop[0], epoch, step, steps), stop[0])
         lr = schedule.lr_at(epoch + step / steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -350,6 +377,26 @@ def _non_finite_message(config: TrainConfig, epoch: int, step: int, loss: torch.
     kept = (f"the last good checkpoint ({path}, after epoch {epoch}) is kept: lower the learning rate and "
             f"resume from it" if path.exists() else "no checkpoint was written yet")
     return (f"training stopped: the loss became {loss.item()} in epoch {epoch + 1}, step {step + 1}; {kept}")
+
+
+def _read_config(out: Path) -> dict | None:
+    """The run's config.json, or None (with a notice) when it is missing or damaged: it is rewritten."""
+    try:
+        before = json.loads((out / CONFIG).read_text())
+        before["provenance"]
+        return before
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        print(f"{out / CONFIG} is damaged; it is written again from the checkpoint's settings", file=sys.stderr)
+        return None
+
+
+def _stopped_message(config: TrainConfig, signum: int, epoch: int, step: int, steps: int) -> str:
+    kept = (f"the checkpoint after epoch {epoch} is kept: run the same command with --resume to continue"
+            if epoch else "no epoch had finished, so there is nothing to resume: start it again")
+    return (f"stopped by {signal.Signals(signum).name} in epoch {epoch + 1} of {config.recipe.epochs}, after step "
+            f"{step} of {steps}; {kept}")
 
 
 def _write_metrics(out: Path, metrics: list[dict]) -> None:

@@ -169,6 +169,69 @@ def read_release(source: WeightSource) -> dict[str, torch.Tensor]:
                            f"cached, try again") from None
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: damaged, not a torch file, not a plain (weights-only) one, or
+    not matching the network it is loaded into. The message is one line naming the file."""
+
+
+def load_file(path: str | os.PathLike, map_location: str | torch.device = "cpu"):
+    """``torch.load(path, weights_only=True)``, failing in one line that names the file.
+
+    A file holding Python objects other than tensors and plain containers is refused before anything
+    in it runs (a pickle can execute code): it is named as such, and nothing of it was unpickled. A
+    truncated or otherwise unreadable file (a full disk, a copy cut short) is named as damaged."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no checkpoint at {path!r}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights only load failed" in str(err).lower():
+            raise CheckpointError(
+                f"{path!r} is not a plain checkpoint: it holds Python objects that torch.load(weights_only=True) "
+                f"refused to unpickle, so nothing in it ran; save model.state_dict() instead") from None
+        raise CheckpointError(f"{path!r} is damaged: not a readable torch file ({_first_line(err)})") from None
+    except (RuntimeError, EOFError, KeyError, ValueError, OSError, IndexError, AttributeError) as err:
+        raise CheckpointError(f"{path!r} is damaged (truncated, or not a torch file): "
+                              f"{_first_line(err) or type(err).__name__}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:160] if text else ""
+
+
+def state_dict_mismatches(own: dict[str, torch.Tensor], state: dict) -> list[str]:
+    """What keeps ``state`` from loading into a network whose state dict is ``own``: missing and
+    unexpected keys, other shapes, and tensors of another kind (integer for floating point, say)."""
+    if not isinstance(state, dict):
+        return [f"not a state dict (got {type(state).__name__})"]
+    missing = sorted(k for k in own if k not in state and not k.endswith("num_batches_tracked"))
+    unexpected = sorted(k for k in state if k not in own)
+    present = [k for k in own if k in state]
+    not_tensors = sorted(k for k in present if not isinstance(state[k], torch.Tensor))
+    shapes = sorted(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                    for k in present if k not in not_tensors and state[k].shape != own[k].shape)
+    kinds = sorted(f"{k}: checkpoint {state[k].dtype} vs model {own[k].dtype}" for k in present
+                   if k not in not_tensors and state[k].is_floating_point() != own[k].is_floating_point())
+    parts = []
+    for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("not tensors", not_tensors),
+                        ("shape mismatches", shapes), ("dtype mismatches", kinds)):
+        if keys:
+            shown = ", ".join(keys[:10]) + (f", ... ({len(keys)} in all)" if len(keys) > 10 else "")
+            parts.append(f"{label}: {shown}")
+    return parts
+
+
+def load_state(model: nn.Module, state: dict, source: str) -> nn.Module:
+    """``model.load_state_dict(state)``, or one :class:`CheckpointError` line saying what does not match."""
+    problems = state_dict_mismatches(model.state_dict(), state)
+    if problems:
+        raise CheckpointError(f"{source} does not fit {type(model).__name__}: " + "; ".join(problems))
+    model.load_state_dict(state, strict=False)   # only num_batches_tracked may be absent
+    return model
+
+
 def read_checkpoint(source: str) -> dict[str, torch.Tensor]:
     """Load a state dict from a path or URL (downloaded into torch's hub cache)."""
     if re.match(r"^(https?|file)://", source):
@@ -181,12 +244,7 @@ def read_checkpoint(source: str) -> dict[str, torch.Tensor]:
     else:
         if not os.path.isfile(source):
             raise FileNotFoundError(f"no checkpoint at {source!r} (pretrained= takes a file path or URL)")
-        try:
-            state = torch.load(source, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as err:
-            raise ValueError(
-                f"{source!r} is not a plain checkpoint: torch.load(weights_only=True) refused to unpickle it "
-                f"({str(err).splitlines()[0][:120]}). Save model.state_dict() instead of the whole model.") from None
+        state = load_file(source)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -217,18 +275,9 @@ def load_pretrained(model: nn.Module, name: str, pretrained: bool | str,
     own = model.state_dict()
     _adapt_classifier(model, name, state, own, num_classes)
     _adapt_first_conv(model, name, state, own)
-    missing = sorted(k for k in own if k not in state and not k.endswith("num_batches_tracked"))
-    unexpected = sorted(k for k in state if k not in own)
-    shapes = sorted(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-                    for k in own if k in state and state[k].shape != own[k].shape)
-    if missing or unexpected or shapes:
-        parts = []
-        for label, keys in (("missing keys", missing), ("unexpected keys", unexpected),
-                            ("shape mismatches", shapes)):
-            if keys:
-                shown = ", ".join(keys[:10]) + (f", ... ({len(keys)} in all)" if len(keys) > 10 else "")
-                parts.append(f"{label}: {shown}")
-        raise ValueError(f"checkpoint {pretrained!r} does not match {name}: " + "; ".join(parts))
+    parts = state_dict_mismatches(own, state)
+    if parts:
+        raise CheckpointError(f"checkpoint {pretrained!r} does not match {name}: " + "; ".join(parts))
     model.load_state_dict(state, strict=False)   # only num_batches_tracked may be absent
     model.pretrained_source = RELEASED.get(name)
     return model

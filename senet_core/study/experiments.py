@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..engine.runtime import CHECKPOINT, METRICS, RunLockedError, git_commit, git_dirty
+from ..engine.runtime import CHECKPOINT, RunLockedError, git_commit, git_dirty, read_metrics
+from ..models.weights import load_file, load_state
 from ..engine.train import TrainConfig, train
 from .comparisons import decisions
 from .records import build_record, errors_by_row, record_name, record_path, records_by_run, run_name
@@ -69,7 +70,7 @@ def trained_model(exp: Experiment, row: Row, prof: Profile, seed: int, runs_dir:
     onto ``device``, in eval mode."""
     model = row_model(exp, row, prof)
     path = run_dir_of(exp, row, prof, seed, runs_dir) / CHECKPOINT
-    model.load_state_dict(torch.load(path, map_location=device, weights_only=True)["model"])
+    load_state(model, load_file(path, device)["model"], str(path))
     return model.to(device).eval()
 
 
@@ -274,8 +275,7 @@ def _run_tasks(tasks: list[_Task], prof: Profile, results_dir, runs_dir, device,
     """Train (or continue, or read back) the one run that ``tasks`` share; its metrics. The ledger
     says so when it actually begins: in the process that trains it."""
     first = tasks[0]
-    metrics = first.run_dir / METRICS
-    done = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+    done = len(read_metrics(first.run_dir))
     event = "started" if not (first.run_dir / CHECKPOINT).exists() else \
         "reused" if done >= prof.epochs else "resumed"
     ledger(results_dir, prof.name, event, tasks)

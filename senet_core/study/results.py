@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
+import warnings
 from pathlib import Path
 from typing import Sequence
+
+from ..engine.runtime import atomic_write_text
 
 REQUIRED = ("experiment", "fingerprint", "config", "seed", "metrics", "provenance")
 REQUIRED_PROVENANCE = ("profile", "dataset", "device", "torch", "commit", "date")
@@ -36,12 +38,11 @@ def validate_record(record: dict) -> dict:
 
 
 def write_json(path: str | Path, data: dict) -> Path:
-    """Write JSON atomically (temporary file + rename): a reader never sees half a file."""
+    """Write JSON atomically (temporary file + rename): a reader never sees half a file, and a failed
+    write (a full disk) leaves the previous file as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
     return path
 
 
@@ -51,14 +52,33 @@ def write_record(path: str | Path, record: dict) -> None:
 
 
 def read_record(path: str | Path) -> dict:
-    return validate_record(json.loads(Path(path).read_text()))
+    """The record in ``path``; a ValueError naming the file when it is not JSON or lacks a field."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except ValueError as err:
+        raise ValueError(f"{path} is not a valid result record: not JSON ({err})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path} is not a valid result record: not a JSON object")
+    try:
+        return validate_record(record)
+    except ValueError as err:
+        raise ValueError(f"{path} is not a valid result record: {str(err).removeprefix('result record ')}") from None
 
 
 def load_records(results_dir: str | Path, profile: str | None = None, experiment: str | None = None) -> list[dict]:
-    """Every record under ``results_dir`` (optionally one profile's, one experiment's), sorted."""
+    """Every record under ``results_dir`` (optionally one profile's, one experiment's), sorted.
+
+    An invalid record (not JSON, a field missing) is named in a warning and left out: the other
+    records, and the tables built from them, still load."""
     root = Path(results_dir)
     pattern = f"{profile or '*'}/{experiment or '*'}/*.json"
-    return [read_record(p) for p in sorted(root.glob(pattern))]
+    records = []
+    for path in sorted(root.glob(pattern)):
+        try:
+            records.append(read_record(path))
+        except ValueError as err:
+            warnings.warn(f"{err}; left out", stacklevel=2)
+    return records
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

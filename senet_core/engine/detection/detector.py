@@ -18,7 +18,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from ...models import create_model, list_models, model_entry
 from ...models import resnet as resnet_models
 from ...models.features import FeatureNet
-from ...models.weights import IMAGENET_MEAN, IMAGENET_STD
+from ...models.weights import IMAGENET_MEAN, IMAGENET_STD, load_file, load_state
 from ..recipes import TABLE7_RECIPE
 
 def detection_backbones() -> list[str]:
@@ -156,15 +156,13 @@ def load_detector(checkpoint: str | os.PathLike, map_location: str | torch.devic
     The returned model carries ``category_ids`` (COCO category id of each label 1..K) when saved.
     """
     path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"no detector checkpoint at {path}")
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    state = load_file(path, map_location)
     if not isinstance(state, dict) or "model" not in state or "build_options" not in state:
         raise ValueError(f"{path} is not a checkpoint written by train_detection (needs 'model' and 'build_options')")
     options = dict(state["build_options"])
     if isinstance(options.get("min_size"), list):
         options["min_size"] = tuple(options["min_size"])
     detector = build_detector(**options)
-    detector.load_state_dict(state["model"])
+    load_state(detector, state["model"], str(path))
     detector.category_ids = list(state.get("category_ids") or [])
     return detector

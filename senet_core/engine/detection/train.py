@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..recipes import TABLE7_RECIPE, check_positive_int
-from ..runtime import METRICS, atomic_save, autocast, grad_scaler, resolve_device
+from ..runtime import METRICS, atomic_save, autocast, grad_scaler, resolve_device, run_lock
 from .coco import CocoDetection, coco_loader
 from .detector import build_detector
 from .evaluate import evaluate_detection
@@ -138,46 +138,48 @@ def train_detection(model_name: str, data_dir: str | os.PathLike, out: str | os.
                     warmup_factor=warmup_factor, bias_lr_factor=bias_lr_factor,
                     bias_weight_decay=bias_weight_decay, seed=seed, limit=limit, amp=amp,
                     pretrained_backbone=pretrained_backbone, num_train_images=len(dataset))
-    iteration, record = 0, {}
-    for epoch in range(1, epochs + 1):
-        started = time.perf_counter()
-        loss_sums: dict[str, float] = {}
-        for images, targets in loader:
-            images = [image.to(run_device, non_blocking=True) for image in images]
-            targets = [{k: v.to(run_device, non_blocking=True) for k, v in t.items()} for t in targets]
-            with autocast(run_device, amp):
-                losses = model(images, targets)
-            loss = sum(losses.values())
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite detection loss at epoch {epoch}, step {iteration}: "
-                                         + ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items()))
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            lr_used = optimizer.param_groups[0]["lr"]
-            scheduler.step()
-            iteration += 1
-            for name, value in losses.items():
-                loss_sums[name] = loss_sums.get(name, 0.0) + value.item()
-            loss_sums["loss"] = loss_sums.get("loss", 0.0) + loss.item()
-            if log_every and iteration % log_every == 0:
-                print(f"epoch {epoch} step {iteration}/{total_iterations} loss {loss.item():.4f} "
-                      f"lr {lr_used:.5g}", flush=True)
-        steps = len(loader)
-        record = {"epoch": epoch, "iterations": iteration, "lr": lr_used,
-                  **{name: total / steps for name, total in loss_sums.items()},
-                  "train_seconds": round(time.perf_counter() - started, 3)}
-        if val_split is not None and (epoch == epochs or (eval_every and epoch % eval_every == 0)):
-            scores = evaluate_detection(model, data_dir, val_split, batch_size=batch_size, device=device,
-                                        limit=limit, amp=amp, num_workers=num_workers)
-            scores.pop("split")
-            record["eval_seconds"] = scores.pop("seconds")
-            record.update(scores)
-            model.train()
-        atomic_save({"model": model.state_dict(), "build_options": model.build_options,
-                      "category_ids": dataset.category_ids, "epoch": epoch, "iterations": iteration,
-                      "settings": settings}, checkpoint_file)
-        with metrics_file.open("a") as stream:
-            stream.write(json.dumps(record) + "\n")
+    # One writer per run folder: a second process training into it stops at once, naming the holder.
+    with run_lock(out_dir):
+        iteration, record = 0, {}
+        for epoch in range(1, epochs + 1):
+            started = time.perf_counter()
+            loss_sums: dict[str, float] = {}
+            for images, targets in loader:
+                images = [image.to(run_device, non_blocking=True) for image in images]
+                targets = [{k: v.to(run_device, non_blocking=True) for k, v in t.items()} for t in targets]
+                with autocast(run_device, amp):
+                    losses = model(images, targets)
+                loss = sum(losses.values())
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"non-finite detection loss at epoch {epoch}, step {iteration}: "
+                                             + ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items()))
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                lr_used = optimizer.param_groups[0]["lr"]
+                scheduler.step()
+                iteration += 1
+                for name, value in losses.items():
+                    loss_sums[name] = loss_sums.get(name, 0.0) + value.item()
+                loss_sums["loss"] = loss_sums.get("loss", 0.0) + loss.item()
+                if log_every and iteration % log_every == 0:
+                    print(f"epoch {epoch} step {iteration}/{total_iterations} loss {loss.item():.4f} "
+                          f"lr {lr_used:.5g}", flush=True)
+            steps = len(loader)
+            record = {"epoch": epoch, "iterations": iteration, "lr": lr_used,
+                      **{name: total / steps for name, total in loss_sums.items()},
+                      "train_seconds": round(time.perf_counter() - started, 3)}
+            if val_split is not None and (epoch == epochs or (eval_every and epoch % eval_every == 0)):
+                scores = evaluate_detection(model, data_dir, val_split, batch_size=batch_size, device=device,
+                                            limit=limit, amp=amp, num_workers=num_workers)
+                scores.pop("split")
+                record["eval_seconds"] = scores.pop("seconds")
+                record.update(scores)
+                model.train()
+            atomic_save({"model": model.state_dict(), "build_options": model.build_options,
+                          "category_ids": dataset.category_ids, "epoch": epoch, "iterations": iteration,
+                          "settings": settings}, checkpoint_file)
+            with metrics_file.open("a") as stream:
+                stream.write(json.dumps(record) + "\n")
     return {**record, "checkpoint": str(checkpoint_file)}
