@@ -24,6 +24,7 @@ from numbers import Integral
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+from tqdm import tqdm
 
 from .models import create_model
 from .paper import format_table, paper_row
@@ -66,6 +67,10 @@ class Complexity:
     @property
     def params_m(self) -> float:
         return self.params / 1e6
+
+    def as_dict(self) -> dict:
+        return {"params": self.params, "params_m": self.params_m, "macs": self.macs, "gflops": self.gflops,
+                "se_params": self.se_params, "se_macs": self.se_macs}
 
 
 def count_params(model: nn.Module) -> int:
@@ -227,14 +232,25 @@ class PaperCell:
             return "ok"
         return "miss (explained)" if (self.table, self.row, self.quantity) in EXPLAINED_MISSES else "MISS"
 
+    def as_dict(self) -> dict:
+        """The cell as a row of the report, unrounded (``senet complexity --json``)."""
+        return {"table": self.table, "row": self.row, "model": self.model, "options": dict(self.options),
+                "quantity": self.quantity, "paper": self.printed, "ours": self.ours,
+                "difference": self.difference, "ours_without_fc_bias": self.ours_without_fc_bias,
+                "status": self.status}
+
 
 def _value(c: Complexity, quantity: str) -> float:
     return {"gflops": c.gflops, "mflops": c.mflops, "params_M": c.params_m}[quantity]
 
 
-def paper_complexity_cells() -> list[PaperCell]:
-    """Every complexity cell of Tables 2, 3, 10, 13, 15, 16, computed from our models."""
+def paper_complexity_cells(progress: bool = False) -> list[PaperCell]:
+    """Every complexity cell of Tables 2, 3, 10, 13, 15, 16, computed from our models; ``progress``
+    shows a bar over the models counted, drawn only on a terminal."""
     cache: dict = {}
+    # disable=None: tqdm draws only on a terminal, so logs and notebooks' captured output stay clean.
+    bar = tqdm(total=2 * len(_TABLE2) + 2 * len(_TABLE3) + len(_ABLATIONS), desc="counting", unit="model",
+               leave=False, disable=None if progress else True, dynamic_ncols=True)
 
     def measure(model: str, options: dict, size: int = 224) -> Complexity:
         key = (model, tuple(sorted(options.items())), size)
@@ -248,6 +264,7 @@ def paper_complexity_cells() -> list[PaperCell]:
         for model, column in ((base, "reimpl_gflops"), (se_model, "senet_gflops")):
             cells.append(PaperCell(2, label if model == base else row["senet_model"], model, (), "gflops",
                                    row[column], measure(model, {}, size).gflops))
+            bar.update()
     for label, (base, se_model) in _TABLE3.items():
         row = paper_row(3, "model", label)
         for model, prefix in ((base, "reimpl"), (se_model, "senet")):
@@ -255,6 +272,7 @@ def paper_complexity_cells() -> list[PaperCell]:
             c = measure(model, {})
             cells.append(PaperCell(3, name, model, (), "mflops", row[f"{prefix}_mflops"], c.mflops))
             cells.append(PaperCell(3, name, model, (), "params_M", row[f"{prefix}_params_M"], c.params_m))
+            bar.update()
     for (table, column, label), (model, options) in _ABLATIONS.items():
         row = paper_row(table, column, label)
         for quantity in ("gflops", "params_M"):
@@ -265,6 +283,8 @@ def paper_complexity_cells() -> list[PaperCell]:
                        if model.startswith("se_") else _value(c, quantity))
             cells.append(PaperCell(table, label, model, tuple(options.items()), quantity,
                                    row[quantity], _value(c, quantity), no_bias))
+        bar.update()
+    bar.close()
     return cells
 
 
@@ -333,9 +353,10 @@ class ComplexityReport:
         return "\n".join(out + ["", summary + "."])
 
 
-@lru_cache(maxsize=1)
-def complexity_report() -> ComplexityReport:
-    """Compute Section 4's numbers and every complexity cell of Tables 2, 3, 10, 13, 15, 16 (cached)."""
+@lru_cache(maxsize=2)
+def complexity_report(progress: bool = False) -> ComplexityReport:
+    """Compute Section 4's numbers and every complexity cell of Tables 2, 3, 10, 13, 15, 16 (cached);
+    ``progress`` shows a bar over the models of the tables, drawn only on a terminal."""
     resnet50 = complexity(_meta_model("resnet50"))
     se50 = complexity(_meta_model("se_resnet50"))
     se50_weights = complexity(_meta_model("se_resnet50", se_bias=False))
@@ -353,4 +374,4 @@ def complexity_report() -> ComplexityReport:
         ("... without SE in the last stage", "~4 %",
          f"{100 * (no_last.params - resnet50.params) / resnet50.params:.2f} %"),
     )
-    return ComplexityReport(section4, tuple(paper_complexity_cells()))
+    return ComplexityReport(section4, tuple(paper_complexity_cells(progress)))

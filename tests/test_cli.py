@@ -1,4 +1,6 @@
 """The senet command line: output, one-line errors and exit statuses."""
+import argparse
+import json
 import signal
 import subprocess
 import sys
@@ -6,7 +8,8 @@ import sys
 import pytest
 
 import senet_core
-from senet_core.cli import commands, main
+from senet_core.book.reproduce import Summary
+from senet_core.cli import build_parser, commands, main
 from senet_core.engine.runtime import TrainingStopped, WriteError
 
 
@@ -99,3 +102,75 @@ def test_a_failed_run_is_one_line_and_its_exit_status(raised, status, shown, mon
     monkeypatch.setattr(commands, "train", fail)
     assert main(["train", "--out", str(tmp_path / "run"), "--device", "cpu", "--quiet"]) == status
     assert capsys.readouterr().err == shown + "\n"
+
+
+# ---- --json: one JSON document on stdout --------------------------------------------------------------
+
+TINY_TRAIN = ["train", "--model", "resnet20_cifar", "--dataset", "fashion_mnist", "--epochs", "1",
+              "--batch-size", "64", "--limit-train", "64", "--limit-val", "64", "--device", "cpu"]
+
+
+def trained_run(tmp_path) -> str:
+    out = str(tmp_path / "run")
+    assert main(TINY_TRAIN + ["--out", out, "--quiet"]) == 0
+    return out
+
+
+def loud(value):
+    """Work that prints a notice of its own on stdout, as training and the study do, then returns ``value``."""
+    def work(*args, **kwargs):
+        print("a notice of the work")
+        return value
+    return work
+
+
+# Each command's cheap invocation, given a temporary folder; the commands whose work is long or needs
+# data that is not here (COCO, the pilot's regimes, the chapters) run a stand-in that prints a notice.
+JSON_CASES = {
+    "complexity --model": (lambda tmp: ["complexity", "--model", "resnet20_cifar"], {}),
+    "complexity": (lambda tmp: ["complexity"], {}),
+    "models": (lambda tmp: ["models", "se_resnet*"], {}),
+    "recipes": (lambda tmp: ["recipes"], {}),
+    "experiments --list": (lambda tmp: ["experiments", "--list"], {}),
+    "experiments": (lambda tmp: ["experiments", "--only", "table10_reduction_ratio", "--results-dir", "results"],
+                    {"run_experiments": loud({})}),
+    "report --headline": (lambda tmp: ["report", "--headline"], {}),
+    "report": (lambda tmp: ["report"], {}),
+    "train": (lambda tmp: TINY_TRAIN + ["--out", str(tmp / "run")], {}),
+    "eval": (lambda tmp: ["eval", "--checkpoint", trained_run(tmp), "--limit-val", "64", "--device", "cpu"], {}),
+    "profile": (lambda tmp: ["profile", "resnet20_cifar", "se_resnet20_cifar", "--device", "cpu", "--warmup", "0",
+                             "--repeats", "1"], {}),
+    "pilot": (lambda tmp: ["pilot", "--results-dir", str(tmp)], {"run_pilot": loud({"regimes": []})}),
+    "reproduce": (lambda tmp: ["reproduce", "--output", str(tmp)], {"reproduce": loud(Summary(executed=["01"]))}),
+    "train-detection": (lambda tmp: ["train-detection", "--model", "resnet50", "--data-dir", str(tmp), "--out",
+                                     str(tmp / "det")], {"train_detection": loud({"ap": 1.0})}),
+    "eval-detection": (lambda tmp: ["eval-detection", "--checkpoint", str(tmp / "detector.pt"), "--data-dir",
+                                    str(tmp)], {"evaluate_detection": loud({"ap": 1.0, "ap50": 2.0})}),
+}
+
+
+@pytest.mark.parametrize("case", JSON_CASES)
+def test_json_prints_one_json_document_on_stdout(case, tmp_path, monkeypatch, capsys):
+    argv, stand_ins = JSON_CASES[case]
+    for name, work in stand_ins.items():
+        monkeypatch.setattr(commands, name, work)
+    argv = argv(tmp_path)
+    capsys.readouterr()                          # what a set-up run printed
+    assert main(argv + ["--json"]) == 0
+    captured = capsys.readouterr()
+    json.loads(captured.out)                     # one document: anything more is an error
+    if stand_ins:
+        assert "a notice of the work" in captured.err
+
+
+def test_every_command_prints_its_result_as_json_on_request():
+    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(subcommands.choices) <= {case.split()[0] for case in JSON_CASES}
+    for name, parser in subcommands.choices.items():
+        assert "--json" in parser._option_string_actions, f"senet {name} has no --json"
+
+
+def test_json_of_one_model_is_its_counts(capsys):
+    assert main(["complexity", "--model", "resnet50", "--json"]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert counts["params"] == 25_557_032 and counts["input_size"] == 224 and round(counts["gflops"], 3) == 3.858

@@ -18,7 +18,7 @@ from . import commands
 from .arguments import (fraction, look_up_names, model_or_none, name_list, non_negative_float, non_negative_int,
                         path, positive_float, positive_int, reason, seed_list, text)
 from .conventions import EXIT_STATUSES, Parser, UsageError, fail
-from .flags import add_data_flags, add_device_flags, add_quiet_flag, add_se_flags, add_study_flags
+from .flags import add_data_flags, add_device_flags, add_json_flag, add_quiet_flag, add_se_flags, add_study_flags
 
 __all__ = ["build_parser", "main"]
 
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=positive_int,
                    help="with --model: input height = width (default: the model's)")
     p.add_argument("--markdown", type=path, metavar="PATH", help="also write the report as Markdown to PATH")
+    add_json_flag(p, "the model's counts (with --model) or the report's rows")
     p.set_defaults(func=commands.complexity_command)
 
     p = sub.add_parser("train", help="train a model (one process, or under torchrun)",
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--limit-val", type=positive_int, help="use the first N validation images")
     g.add_argument("--resume", action="store_true", help="continue the run in --out")
     add_quiet_flag(g)
+    add_json_flag(g, "the last epoch's metrics")
     p.set_defaults(func=commands.train_command)
 
     p = sub.add_parser("eval", help="single-crop top-1/top-5 error of a checkpoint or released weights",
@@ -80,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-val", type=positive_int)
     add_data_flags(p)
     add_device_flags(p)
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_json_flag(p)
     p.set_defaults(func=commands.eval_command)
 
     p = sub.add_parser("train-detection", help="train Faster R-CNN with one of our trunks on COCO (Table 7)",
@@ -105,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=positive_int, help="use the first N images of each split")
     add_device_flags(p)
     p.add_argument("--seed", type=non_negative_int, default=0)
+    add_json_flag(p, "the final record")
     p.set_defaults(func=commands.train_detection_command)
 
     p = sub.add_parser("eval-detection", help="COCO AP and AP@0.5 of a detector checkpoint (Table 7)",
@@ -117,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=positive_int)
     add_device_flags(p)
     p.add_argument("--out", type=path, help="also write the detections as COCO JSON into this folder")
-    p.add_argument("--json", action="store_true")
+    add_json_flag(p)
     p.set_defaults(func=commands.eval_detection_command)
 
     p = sub.add_parser("experiments", help="run the reduced-scale reproductions of the paper's experiments",
@@ -150,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the profile's)")
     add_data_flags(p, data_dir="where the dataset is (or is downloaded to)", workers=False)
     p.add_argument("--list", action="store_true", help="list the experiments and stop")
+    add_json_flag(p, "the names (with --list) or each experiment's table rows")
     p.set_defaults(func=commands.experiments_command)
 
     p = sub.add_parser("pilot", help="the training-regime pilot: SE vs no SE and the gates, per regime",
@@ -159,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profiles", type=name_list, help="comma-separated pilot profiles (default: all four)")
     add_study_flags(p)
     add_data_flags(p, data_dir=None, workers=False)
+    add_json_flag(p, "the pilot's summary")
     p.set_defaults(func=commands.pilot_command)
 
     p = sub.add_parser("report", help="the paper's claims beside our checks of them (Markdown)",
@@ -170,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", type=path, help="default: the profile's (the committed results/ for cpu)")
     p.add_argument("--headline", action="store_true", help="only the landing page's table")
     p.add_argument("--output", type=path, help="write the Markdown to this file instead of printing it")
+    add_json_flag(p, "the tables the Markdown is built from (--output still writes the Markdown)")
     p.set_defaults(func=commands.report_command)
 
     p = sub.add_parser("reproduce", help="execute every chapter notebook with papermill",
@@ -180,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=positive_int, default=1, help="notebooks run at once")
     p.add_argument("--output", type=path, default="_build/executed", help="folder for the executed notebooks")
     p.add_argument("--force", action="store_true", help="re-run up-to-date notebooks too")
+    add_json_flag(p, "the chapters executed, up to date and failed")
     p.set_defaults(func=commands.reproduce_command)
 
     p = sub.add_parser("profile", help="paired latency / training-step timings, as ratios to a baseline (Section 4)",
@@ -198,14 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=non_negative_int, default=3)
     p.add_argument("--repeats", type=positive_int, default=20)
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_json_flag(p, "the report")
     p.set_defaults(func=commands.profile_command)
 
     p = sub.add_parser("recipes", help="list the training recipes", description="List the training recipes.")
+    add_json_flag(p, "the recipes with their settings")
     p.set_defaults(func=commands.recipes_command)
 
     p = sub.add_parser("models", help="list the registered models", description="List the registered models.")
     p.add_argument("pattern", type=text, nargs="?", help="shell-style filter, e.g. 'se_*'")
+    add_json_flag(p, "the models with their registry entries")
     p.set_defaults(func=commands.models_command)
     return parser
 

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fnmatch
 import json
 from pathlib import Path
+
+import pandas as pd
 
 from ..book.chapters import results_dir
 from ..book.reproduce import reproduce
@@ -23,7 +26,7 @@ from ..study.pilot import PROFILES as PILOT_PROFILES, run_pilot
 from ..study.report import conclusion, headline, markdown_table, reproduction_report, summary
 from ..study.results import load_records, provenance_label
 from ..study.spec import list_experiments, profile
-from .conventions import UsageError
+from .conventions import UsageError, notices_to_stderr, print_json
 from .flags import amp_of, se_options
 
 
@@ -35,16 +38,20 @@ def train_command(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay, momentum=args.momentum, label_smoothing=args.label_smoothing,
         schedule=args.schedule, cutout=args.cutout)
     is_main = distributed_from_env().is_main          # under torchrun only rank 0 speaks
-    if chosen.batch_size != chosen.lr_batch and args.lr is None and not args.quiet and is_main:
-        print(f"learning rate {chosen.scaled_lr():g}: the recipe's {base.lr:g} at batch {base.lr_batch}, "
-              f"scaled linearly to batch {chosen.batch_size}")
-    config = TrainConfig(
-        recipe=chosen, out=args.out, data_dir=args.data_dir, model_options=se_options(args), lr=args.lr,
-        amp=amp_of(args), channels_last=args.channels_last, compile=args.compile, seed=args.seed,
-        limit_train=args.limit_train, limit_val=args.limit_val, device=args.device, resume=args.resume,
-        workers=args.workers, download=args.download, progress=not args.quiet)
-    metrics = train(config)
-    if metrics and not args.quiet and is_main:
+    with notices_to_stderr(args):
+        if chosen.batch_size != chosen.lr_batch and args.lr is None and not args.quiet and is_main:
+            print(f"learning rate {chosen.scaled_lr():g}: the recipe's {base.lr:g} at batch {base.lr_batch}, "
+                  f"scaled linearly to batch {chosen.batch_size}")
+        config = TrainConfig(
+            recipe=chosen, out=args.out, data_dir=args.data_dir, model_options=se_options(args), lr=args.lr,
+            amp=amp_of(args), channels_last=args.channels_last, compile=args.compile, seed=args.seed,
+            limit_train=args.limit_train, limit_val=args.limit_val, device=args.device, resume=args.resume,
+            workers=args.workers, download=args.download, progress=not args.quiet)
+        metrics = train(config)
+    if args.json:
+        if is_main:
+            print_json(metrics[-1] if metrics else None)
+    elif metrics and not args.quiet and is_main:
         last = metrics[-1]
         print(f"done: {len(metrics)} epochs, val top-1 err {last['val_top1_err']:.2f} %, top-5 err "
               f"{last['val_top5_err']:.2f} %; metrics in {args.out}/metrics.jsonl")
@@ -56,12 +63,14 @@ def eval_command(args: argparse.Namespace) -> int:
         # A registered model alone has random weights, whose error says nothing.
         raise UsageError(f"--model {args.model} is evaluated with released weights: add --pretrained imagenet "
                          f"(or a path or URL), or give --checkpoint RUN for a training run instead")
-    result = evaluate_run(model=args.model, checkpoint=args.checkpoint, pretrained=args.pretrained,
-                          dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size,
-                          crop_size=args.crop_size, resize=args.resize, device=args.device, amp=amp_of(args),
-                          limit_val=args.limit_val, workers=args.workers, download=args.download)
+    with notices_to_stderr(args):
+        result = evaluate_run(model=args.model, checkpoint=args.checkpoint, pretrained=args.pretrained,
+                              dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size,
+                              crop_size=args.crop_size, resize=args.resize, device=args.device, amp=amp_of(args),
+                              limit_val=args.limit_val, workers=args.workers, download=args.download,
+                              progress=not args.json)
     if args.json:
-        print(json.dumps(result))
+        print_json(result)
     else:
         print(f"{result['model']} on {result['dataset']} ({result['images']} images, crop {result['crop_size']}): "
               f"top-1 err {result['top1_err']:.2f} %, top-5 err {result['top5_err']:.2f} %")
@@ -73,21 +82,31 @@ def complexity_command(args: argparse.Namespace) -> int:
         entry = model_entry(args.model)
         size = args.input_size or entry.input_size[1]
         c = complexity(create_model(args.model), (entry.input_size[0], size, size))
+        if args.json:
+            print_json({"model": args.model, "input_size": size, **c.as_dict()})
+            return 0
         print(f"{args.model} at {size}x{size}: {c.params:,} parameters ({c.params_m:.2f} M), "
               f"{c.macs:,} multiply-accumulates ({c.gflops:.3f} GFLOPs); SE: {c.se_params:,} parameters, "
               f"{c.se_macs:,} MACs")
         return 0
-    report = complexity_report()
+    report = complexity_report(progress=not args.json)
     if args.markdown:
         with open(args.markdown, "w", encoding="utf-8") as f:
             f.write(report.render(markdown=True) + "\n")
-    print(report.render())
+    if args.json:
+        print_json([cell.as_dict() for cell in report.cells])
+    else:
+        print(report.render())
     if args.markdown:
-        print(f"\nwrote {args.markdown}")
+        with notices_to_stderr(args):
+            print(f"\nwrote {args.markdown}")
     return 1 if report.unexplained_misses else 0
 
 
 def models_command(args: argparse.Namespace) -> int:
+    if args.json:
+        print_json([_entry_dict(model_entry(name)) for name in list_models(args.pattern)])
+        return 0
     for name in list_models(args.pattern):
         e = model_entry(name)
         kind = f"SE version of {e.baseline}" if e.is_se else "baseline"
@@ -95,29 +114,41 @@ def models_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _entry_dict(entry) -> dict:
+    """A registry entry's metadata, without its factory."""
+    return {"name": entry.name, "baseline": entry.baseline, "is_se": entry.is_se, "input_size": entry.input_size,
+            "min_size": entry.min_size, "se_stages": entry.se_stages, "se_positions": entry.se_positions,
+            "paper": entry.paper}
+
+
 def recipes_command(args: argparse.Namespace) -> int:
+    if args.json:
+        print_json([dataclasses.asdict(recipe(name)) for name in list_recipes()])
+        return 0
     for name in list_recipes():
         print(f"{name:20s} {recipe(name).summary}")
     return 0
 
 
 def train_detection_command(args: argparse.Namespace) -> int:
-    result = train_detection(
-        args.model, args.data_dir, args.out, train_split=args.train_split, val_split=args.val_split,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed,
-        limit=args.limit, pretrained_backbone=args.pretrained_backbone, fpn=not args.no_fpn,
-        min_size=args.min_size, max_size=args.max_size, amp=amp_of(args), num_workers=args.workers,
-        eval_every=args.eval_every)
-    print(json.dumps(result, default=str))
+    with notices_to_stderr(args):
+        result = train_detection(
+            args.model, args.data_dir, args.out, train_split=args.train_split, val_split=args.val_split,
+            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed,
+            limit=args.limit, pretrained_backbone=args.pretrained_backbone, fpn=not args.no_fpn,
+            min_size=args.min_size, max_size=args.max_size, amp=amp_of(args), num_workers=args.workers,
+            eval_every=args.eval_every)
+    print_json(result)          # the final record is JSON with or without --json
     return 0
 
 
 def eval_detection_command(args: argparse.Namespace) -> int:
-    result = evaluate_detection(args.checkpoint, args.data_dir, split=args.split, batch_size=args.batch_size,
-                                device=args.device, limit=args.limit, amp=amp_of(args),
-                                num_workers=args.workers, out=args.out)
+    with notices_to_stderr(args):
+        result = evaluate_detection(args.checkpoint, args.data_dir, split=args.split,
+                                    batch_size=args.batch_size, device=args.device, limit=args.limit,
+                                    amp=amp_of(args), num_workers=args.workers, out=args.out)
     if args.json:
-        print(json.dumps(result))
+        print_json(result)
     else:
         print(f"{args.split}: {result['num_images']} images, AP {result['ap']:.1f}, AP@0.5 {result['ap50']:.1f}")
     return 0
@@ -129,8 +160,26 @@ def experiments_command(args: argparse.Namespace) -> int:
     if not names:
         raise UsageError(f"no experiment matches {args.only!r}; experiments: {', '.join(list_experiments())}")
     if args.list:
-        print("\n".join(names))
+        if args.json:
+            print_json(names)
+        else:
+            print("\n".join(names))
         return 0
+    with notices_to_stderr(args):
+        _run_experiments(names, args)
+    if args.json:
+        print_json({name: _rows(experiment_table(name, args.results_dir, args.profile)) for name in names})
+        return 0
+    for name in names:
+        if not args.quiet:
+            print(f"\n{name}")
+            print(experiment_table(name, args.results_dir, args.profile).to_string())
+            print(provenance_label(load_records(args.results_dir, args.profile, name)) + "\n")
+    return 0
+
+
+def _run_experiments(names: list[str], args: argparse.Namespace) -> None:
+    """Train what ``experiments`` asks for: its discards first, then its rule for the seeds."""
     if args.discard_stale is not None:
         for name in names:
             try:
@@ -159,21 +208,19 @@ def experiments_command(args: argparse.Namespace) -> int:
                           **running)
     else:
         run_experiments(names, args.profile, seeds=args.seeds, epochs=args.epochs, **running)
-    for name in names:
-        if not args.quiet:
-            print(f"\n{name}")
-            print(experiment_table(name, args.results_dir, args.profile).to_string())
-            print(provenance_label(load_records(args.results_dir, args.profile, name)) + "\n")
-    return 0
 
 
 def pilot_command(args: argparse.Namespace) -> int:
     profiles = args.profiles or PILOT_PROFILES
-    if args.download:
-        # The pilot reads its data from the usual places (no data_dir): fetch it there first.
-        for dataset in sorted({profile(p).dataset for p in profiles}):
-            fetch_dataset(dataset)
-    result = run_pilot(profiles, args.results_dir, args.runs_dir, args.device, progress=not args.quiet)
+    with notices_to_stderr(args):
+        if args.download:
+            # The pilot reads its data from the usual places (no data_dir): fetch it there first.
+            for dataset in sorted({profile(p).dataset for p in profiles}):
+                fetch_dataset(dataset)
+        result = run_pilot(profiles, args.results_dir, args.runs_dir, args.device, progress=not args.quiet)
+    if args.json:
+        print_json(result)
+        return 0
     for regime in result["regimes"]:
         print(json.dumps({k: v for k, v in regime.items() if k not in ("gates", "top1_err")}))
     return 0
@@ -183,20 +230,38 @@ def report_command(args: argparse.Namespace) -> int:
     where = Path(args.results_dir) if args.results_dir else results_dir(args.profile)
     report = reproduction_report(where, args.profile)
     if args.headline:
-        text = markdown_table(headline(report, conclusions(where, args.profile)))
+        table = headline(report, conclusions(where, args.profile))
+        text, data = markdown_table(table), _rows(table)
     else:
-        text = "\n\n".join([markdown_table(summary(report)), markdown_table(report), conclusion(report)])
+        counts, closing = summary(report), conclusion(report)
+        text = "\n\n".join([markdown_table(counts), markdown_table(report), closing])
+        data = {"summary": _rows(counts), "claims": _rows(report), "conclusion": closing}
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text + "\n", encoding="utf-8")
-    else:
+    if args.json:
+        print_json(data)
+    elif not args.output:
         print(text)
     return 0
 
 
+def _rows(table: pd.DataFrame) -> list[dict]:
+    """A table's rows as JSON objects; its row labels, if it has any, under the index's name ("row"
+    when it has none). Missing values become null."""
+    if not isinstance(table.index, pd.RangeIndex):
+        table = table.rename_axis(table.index.name or "row").reset_index()
+    return json.loads(table.to_json(orient="records", force_ascii=False))
+
+
 def reproduce_command(args: argparse.Namespace) -> int:
-    result = reproduce(profile=args.profile, only=args.only, jobs=args.jobs, output=args.output, force=args.force)
-    print(result.render())
+    with notices_to_stderr(args):
+        result = reproduce(profile=args.profile, only=args.only, jobs=args.jobs, output=args.output,
+                           force=args.force)
+    if args.json:
+        print_json({**dataclasses.asdict(result), "ok": result.ok})
+    else:
+        print(result.render())
     return 0 if result.ok else 1
 
 
@@ -207,6 +272,9 @@ def profile_command(args: argparse.Namespace) -> int:
     report = profile_models(models, baseline=baseline or None, mode=args.mode, batch_size=args.batch_size,
                             input_size=size, device=args.device, amp=amp_of(args),
                             channels_last=args.channels_last, compile=args.compile, warmup=args.warmup,
-                            repeats=args.repeats, threads=args.threads)
-    print(json.dumps(report.as_dict(), indent=1) if args.json else report.render())
+                            repeats=args.repeats, threads=args.threads, progress=not args.json)
+    if args.json:
+        print_json(report.as_dict(), indent=1)
+    else:
+        print(report.render())
     return 0

@@ -1,8 +1,11 @@
-"""How the ``senet`` command reports: every error on one line of stderr, and an exit status that says
-what went wrong (:data:`EXIT_STATUSES`, shown by ``senet --help``)."""
+"""How the ``senet`` command reports: every error on one line of stderr, an exit status that says
+what went wrong (:data:`EXIT_STATUSES`, shown by ``senet --help``), and with ``--json`` one JSON
+document on stdout."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import sys
 
 EXIT_STATUSES = ("exit status: 0 done; 1 a run failed (a non-finite loss, a file that could not be written, "
@@ -51,3 +54,14 @@ def fail(command: str, problem: BaseException | str, status: int, error: bool = 
     message = one_line(str(problem)) or type(problem).__name__
     print(f"senet {command}: {'error: ' if error else ''}{message}", file=sys.stderr)
     return status
+
+
+def notices_to_stderr(args: argparse.Namespace):
+    """With ``--json``, a context in which what the work prints (per-epoch lines, notices) goes to stderr,
+    so that stdout holds only the JSON document printed after it; without, a context that changes nothing."""
+    return contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
+
+
+def print_json(value, indent: int | None = None) -> None:
+    """``value`` as one JSON document on stdout; a value JSON has no type for (a path, a device) as its text."""
+    print(json.dumps(value, indent=indent, default=str))

@@ -38,6 +38,13 @@ def add_data_flags(p: argparse.ArgumentParser, *, data_dir: str | None = "where 
                                                                f"{into}$SENET_DATA or ~/.cache/senet_core/data)")
 
 
+def add_json_flag(p: argparse.ArgumentParser, what: str = "the result") -> None:
+    """``--json``: stdout holds ``what`` as one JSON document, and nothing else (see
+    :func:`.conventions.notices_to_stderr`)."""
+    p.add_argument("--json", action="store_true", help=f"print {what} as one JSON document (other output "
+                                                       "goes to stderr)")
+
+
 def add_quiet_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
 

@@ -8,25 +8,31 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from ..models import create_model, model_entry
 from ..models.weights import CheckpointError, load_file, load_state
 from .data import build_loaders, dataset_info
 from .runtime import CHECKPOINT, autocast, resolve_device
 
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: str | None = None,
-             channels_last: bool = False, distributed: bool = False) -> dict:
+             channels_last: bool = False, distributed: bool = False, progress: bool = False) -> dict:
     """Loss and top-1/top-5 error (%) of ``model`` over ``loader``.
 
     With ``distributed=True`` each rank evaluates its shard and the sums are all-reduced, so every rank
-    returns the totals over the whole split (shards must not overlap).
+    returns the totals over the whole split (shards must not overlap). ``progress`` shows a bar over
+    the batches on a terminal (training evaluates every epoch under its own bar, without one).
     """
     was_training = model.training
     model.eval()
     totals = torch.zeros(4, dtype=torch.float64, device=device)   # loss sum, top-1 hits, top-5 hits, images
+    # disable=None: tqdm draws only on a terminal, so logs and notebooks' captured output stay clean.
+    batches = tqdm(loader, desc="eval", unit="batch", leave=False, disable=None if progress else True,
+                   dynamic_ncols=True)
     try:
-        for images, labels in loader:
+        for images, labels in batches:
             images = images.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
             if channels_last:
@@ -44,6 +50,7 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: str 
                 torch.tensor(float(labels.numel()), dtype=torch.float64, device=device),
             ])
     finally:
+        batches.close()
         model.train(was_training)
     if distributed:
         dist.all_reduce(totals)
@@ -58,12 +65,13 @@ def evaluate_run(*, model: str | None = None, checkpoint: str | None = None, pre
                  dataset: str | None = None, data_dir: str | None = None, batch_size: int = 100,
                  crop_size: int | None = None, resize: int | None = None, device: str = "auto",
                  amp: str | None = None, limit_val: int | None = None, workers: int = 2,
-                 download: bool = False) -> dict:
+                 download: bool = False, progress: bool = False) -> dict:
     """Single-crop error of a training run's checkpoint, or of a model with released weights.
 
     ImageNet-style datasets are evaluated with a centre crop of ``crop_size`` (default: the model's input
     size, 224 or 299) after resizing the shorter side to ``resize`` (default: ``crop_size * 8 / 7``, i.e.
-    256 for 224; the paper uses 352 for Inception-ResNet-v2's 299).
+    256 for 224; the paper uses 352 for Inception-ResNet-v2's 299). ``progress`` shows a bar over the
+    validation batches on a terminal.
     """
     if (checkpoint is None) == (model is None):
         raise ValueError("give either --checkpoint (a training run) or --model (with --pretrained weights)")
@@ -96,6 +104,6 @@ def evaluate_run(*, model: str | None = None, checkpoint: str | None = None, pre
     net = net.to(dev)
     loaders = build_loaders(dataset, data_dir, batch_size=batch_size, device=dev, limit_val=limit_val,
                             workers=workers, download=download, crop_size=crop_size, val_resize=resize)
-    result = evaluate(net, loaders.val, dev, amp)
+    result = evaluate(net, loaders.val, dev, amp, progress=progress)
     return {"model": model, "dataset": dataset, "crop_size": crop_size or info.input_size, "resize": resize,
             "weights": checkpoint or pretrained or "random initialisation", **result}

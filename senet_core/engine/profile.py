@@ -28,6 +28,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from ..models import create_model, model_entry
 from .runtime import autocast, check_amp, provenance, resolve_device
@@ -178,18 +179,23 @@ def spread(values: Sequence[float]) -> tuple[float, float]:
 def paired_times(steps: dict[str, Callable[[], object]], *, warmup: int, repeats: int,
                  device: torch.device | str = "cpu",
                  after_step: Callable[[str], None] | None = None,
-                 before_step: Callable[[str], None] | None = None) -> dict[str, list[float]]:
+                 before_step: Callable[[str], None] | None = None,
+                 progress: bool = False) -> dict[str, list[float]]:
     """Time each zero-argument ``steps[label]()`` once per round, ``repeats`` rounds, round-robin.
 
     Round ``i`` starts at the ``i mod n``-th step, so no model always runs first (after another
     model has evicted its weights from the caches) or last. ``warmup`` untimed rounds come first.
     On CUDA the device is synchronised before and after each timed call. Returns seconds per call.
+    ``progress`` shows a bar over the rounds on a terminal.
     """
     device = torch.device(device)
     cuda = device.type == "cuda"
     labels = list(steps)
     times: dict[str, list[float]] = {label: [] for label in labels}
-    for round_ in range(warmup + repeats):
+    # disable=None: tqdm draws only on a terminal, so logs and notebooks' captured output stay clean.
+    rounds = tqdm(range(warmup + repeats), desc="rounds", unit="round", leave=False,
+                  disable=None if progress else True, dynamic_ncols=True)
+    for round_ in rounds:
         k = round_ % len(labels)
         for label in labels[k:] + labels[:k]:
             if before_step is not None:
@@ -267,7 +273,7 @@ def profile_models(models: list, *, baseline: str | None = None, mode: str = "la
                    batch_size: int = 1, input_size: tuple[int, int, int] | None = None,
                    device: str = "auto", amp: str | None = None, channels_last: bool = False,
                    compile: bool = False, warmup: int = 3, repeats: int = 20,
-                   threads: int | None = None) -> ProfileReport:
+                   threads: int | None = None, progress: bool = False) -> ProfileReport:
     """Time networks paired in one process (Section 4's CPU and GPU timings).
 
     Args:
@@ -288,6 +294,7 @@ def profile_models(models: list, *, baseline: str | None = None, mode: str = "la
         warmup: untimed rounds before the timed ones.
         repeats: timed rounds; each times every model once, in an order rotated per round.
         threads: CPU threads for the measurement (``torch.set_num_threads``; restored after).
+        progress: a bar over the rounds (warm-up included), drawn only on a terminal.
 
     Returns:
         a :class:`ProfileReport` whose rows keep the order of ``models``.
@@ -339,7 +346,7 @@ def profile_models(models: list, *, baseline: str | None = None, mode: str = "la
                 peaks[label] = max(peaks[label] or 0, used)
 
         times = paired_times(steps, warmup=warmup, repeats=repeats, device=dev,
-                             before_step=reset, after_step=record)
+                             before_step=reset, after_step=record, progress=progress)
         if cuda:
             for label in labels:
                 optimizer, kept = resident[label]
