@@ -186,19 +186,20 @@ def load_file(path: str | os.PathLike, map_location: str | torch.device = "cpu")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        if "weights only load failed" in str(err).lower():
+        if "global" in str(err).lower():     # it names a Python object to import: code, not tensors
             raise CheckpointError(
                 f"{path!r} is not a plain checkpoint: it holds Python objects that torch.load(weights_only=True) "
                 f"refused to unpickle, so nothing in it ran; save model.state_dict() instead") from None
-        raise CheckpointError(f"{path!r} is damaged: not a readable torch file ({_first_line(err)})") from None
+        raise CheckpointError(f"{path!r} is damaged: not a readable torch file") from None
     except (RuntimeError, EOFError, KeyError, ValueError, OSError, IndexError, AttributeError) as err:
         raise CheckpointError(f"{path!r} is damaged (truncated, or not a torch file): "
                               f"{_first_line(err) or type(err).__name__}") from None
 
 
 def _first_line(err: BaseException) -> str:
+    """The first sentence of an error's message (torch's run to several lines of advice)."""
     text = str(err).strip()
-    return text.splitlines()[0][:160] if text else ""
+    return text.splitlines()[0].split(". ")[0][:160] if text else ""
 
 
 def state_dict_mismatches(own: dict[str, torch.Tensor], state: dict) -> list[str]:
