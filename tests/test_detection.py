@@ -1,6 +1,7 @@
 """Section 5.3 / Table 7: Faster R-CNN with (SE-)ResNet trunks, on a tiny COCO-format dataset."""
 import json
 import math
+import pickle
 
 import pytest
 import torch
@@ -28,26 +29,34 @@ SCENES = {
 }
 
 
-@pytest.fixture(scope="module")
-def coco_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("coco")
-    (root / "annotations").mkdir()
+def write_coco(root, scenes, grayscale=()):
+    """Splits ``scenes`` (split -> image id -> objects) in COCO's layout under ``root``; the images in
+    ``grayscale`` are stored with one channel, as a few of COCO's are."""
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
     annotation_id = 1
-    for split, scenes in SCENES.items():
+    for split, split_scenes in scenes.items():
         (root / split).mkdir()
         images, annotations = [], []
-        for image_id, objects in scenes.items():
+        for image_id, objects in split_scenes.items():
             pixels = torch.full((3, SIZE, SIZE), 128, dtype=torch.uint8)
             for category, (x, y, w, h), crowd in objects:
-                pixels[:, y:y + h, x:x + w] = torch.tensor(COLOURS[category], dtype=torch.uint8)[:, None, None]
+                x0, y0 = int(x), int(y)
+                pixels[:, y0:y0 + math.ceil(h), x0:x0 + math.ceil(w)] = \
+                    torch.tensor(COLOURS[category], dtype=torch.uint8)[:, None, None]
                 annotations.append({"id": annotation_id, "image_id": image_id, "category_id": category,
                                     "bbox": [x, y, w, h], "area": w * h, "iscrowd": crowd})
                 annotation_id += 1
-            Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(root / split / f"{image_id:06d}.png")
+            picture = Image.fromarray(pixels.permute(1, 2, 0).numpy())
+            (picture.convert("L") if image_id in grayscale else picture).save(root / split / f"{image_id:06d}.png")
             images.append({"id": image_id, "file_name": f"{image_id:06d}.png", "width": SIZE, "height": SIZE})
         (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(
             {"info": {}, "licenses": [], "images": images, "annotations": annotations, "categories": CATEGORIES}))
     return root
+
+
+@pytest.fixture(scope="module")
+def coco_dir(tmp_path_factory):
+    return write_coco(tmp_path_factory.mktemp("coco"), SCENES)
 
 
 def test_dataset_converts_boxes_labels_and_skips_crowd(coco_dir):
@@ -80,6 +89,25 @@ def test_flip_moves_boxes_with_the_pixels(coco_dir):
         assert torch.allclose(image[:, y1:y2, x1:x2], torch.tensor([1.0, 0, 0])[:, None, None])
         seen.add(x1)
     assert seen == {4, SIZE - 24}
+
+
+def test_torchvision_reads_the_edge_cases_coco_has(tmp_path):
+    # An image without annotations, a box under a pixel wide, a box running off the image, a grayscale image.
+    root = write_coco(tmp_path, {"edge": {21: [], 22: [(3, [10, 10, 0.5, 8], 0), (7, [50, 50, 30, 30], 0)],
+                                          23: [(3, [4, 4, 10, 10], 0)]}}, grayscale={23})
+    val = CocoDetection(root, "edge", train=False)
+    assert val.image_ids == [21, 22, 23]
+    image, target = val[0]
+    assert image.shape == (3, SIZE, SIZE) and target["boxes"].shape == (0, 4) and target["labels"].shape == (0,)
+    assert int(target["image_id"]) == 21
+    _, target = val[1]
+    assert target["boxes"].tolist() == [[50, 50, SIZE, SIZE]]       # clamped; the sub-pixel box is dropped
+    assert target["labels"].tolist() == [2] and target["area"].tolist() == [900] and target["iscrowd"].tolist() == [0]
+    image, target = val[2]
+    assert image.shape == (3, SIZE, SIZE) and target["labels"].tolist() == [1]   # grayscale read as RGB
+    train = CocoDetection(root, "edge", train=True)
+    assert train.image_ids == [22, 23]                              # no box to train on in image 21
+    assert pickle.loads(pickle.dumps(train))[0][1]["labels"].tolist() == [2]   # spawn-started workers can take it
 
 
 def test_missing_data_names_the_paths_and_how_to_get_coco(tmp_path, coco_dir):

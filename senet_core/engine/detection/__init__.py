@@ -8,9 +8,10 @@ COCO 2017's ``train2017`` / ``val2017`` are exactly those two sets, so they are 
 
 This package builds that detector from torchvision's parts around our own ResNets
 (``detector``: :func:`build_detector`), reads COCO and scores with the official COCO API
-(``coco``: :class:`CocoDetection`, :func:`coco_ap`), trains (``train``: :func:`train_detection`)
-and evaluates (``evaluate``: :func:`evaluate_detection`). :data:`TABLE7_RECIPE` is the schedule as
-data (``recipes.yaml``, read as a :class:`~senet_core.engine.recipes.DetectionRecipe`).
+(``coco``: :class:`CocoDetection`, torchvision's COCO dataset with the detector's transforms, and
+:func:`coco_ap`), trains (``train``: :func:`train_detection`) and evaluates (``evaluate``:
+:func:`evaluate_detection`). :data:`TABLE7_RECIPE` is the schedule as data (``recipes.yaml``, read
+as a :class:`~senet_core.engine.recipes.DetectionRecipe`).
 
 Detector. The paper says "Faster R-CNN" and "Detectron"; it does not say C4 or FPN. We build
 Faster R-CNN with FPN, [INFERRED]: Detectron's model zoo gives 37.9 AP for R-50-FPN and 39.8 AP
@@ -43,11 +44,12 @@ with horizontal flips only, SGD with momentum 0.9, weight decay 1e-4, bias learn
 without weight decay, 500 iterations of linear warm-up from 1/3.
 """
 from ..recipes import TABLE7_RECIPE, DetectionRecipe
-from .coco import CocoDetection, coco_ap, coco_loader, coco_to_target, collate, detections_to_coco
+from .coco import (CocoDetection, DetectionTarget, coco_ap, coco_loader, collate, detection_transforms,
+                   detections_to_coco)
 from .detector import TrunkWithFPN, build_detector, detection_backbones, freeze_batch_norm, load_detector
 from .evaluate import evaluate_detection
 from .train import train_detection
 
 __all__ = ["TABLE7_RECIPE", "DetectionRecipe", "build_detector", "load_detector", "detection_backbones",
-           "freeze_batch_norm", "TrunkWithFPN", "CocoDetection", "coco_to_target", "collate", "coco_loader",
-           "detections_to_coco", "coco_ap", "evaluate_detection", "train_detection"]
+           "freeze_batch_norm", "TrunkWithFPN", "CocoDetection", "DetectionTarget", "detection_transforms", "collate",
+           "coco_loader", "detections_to_coco", "coco_ap", "evaluate_detection", "train_detection"]

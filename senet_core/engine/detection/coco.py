@@ -1,5 +1,6 @@
-"""COCO for Table 7 (Section 5.3): a split in the standard layout as a detection dataset, and its
-official box AP (pycocotools' ``COCOeval``)."""
+"""COCO for Table 7 (Section 5.3): a split in the standard layout as a detection dataset, read by
+torchvision (``CocoDetection`` wrapped for the v2 transforms), and its official box AP
+(pycocotools' ``COCOeval``)."""
 from __future__ import annotations
 
 import contextlib
@@ -9,9 +10,9 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms.functional import pil_to_tensor
+from torchvision import datasets, tv_tensors
+from torchvision.transforms import v2
 
 from ..recipes import check_positive_int
 
@@ -21,56 +22,80 @@ COCO_DOWNLOAD_HINT = (
     "instances_train2017.json, DATA_DIR/train2017/ and DATA_DIR/val2017/ exist "
     "(train2017 = the paper's 80k train + 35k val-minus-minival, val2017 = its 5k minival).")
 
+# What torchvision's COCO wrapper keeps of each annotation, beside the image.
+_TARGET_KEYS = {"image_id", "boxes", "labels", "area", "iscrowd"}
 
-def _load_coco(annotation_file: Path):
+
+def _require_pycocotools() -> None:
     try:
-        from pycocotools.coco import COCO   # local: the COCO API is needed by the detection path only
+        import pycocotools   # noqa: F401  local: the COCO API is needed by the detection path only
     except ImportError as error:
         raise ImportError("COCO reading and scoring need pycocotools: pip install pycocotools") from error
-    with contextlib.redirect_stdout(io.StringIO()):   # COCO() prints progress lines
-        return COCO(str(annotation_file))
 
 
-def coco_to_target(annotations: Sequence[dict], width: int, height: int, category_to_label: dict[int, int],
-                   skip_crowd: bool = True) -> dict[str, torch.Tensor]:
-    """COCO annotations of one image as a torchvision detection target.
+class DetectionTarget:
+    """The last step of turning torchvision's COCO target into the detector's: COCO's category ids
+    become the contiguous labels 1..K of ``category_to_label`` (0 is the background), crowd regions
+    are dropped when ``skip_crowd`` (training: they are neither objects nor background; COCOeval
+    ignores matches to them), boxes become float32, and an image without annotations gets empty
+    tensors (torchvision's wrapper gives it only its ``image_id``)."""
 
-    Boxes go from COCO's ``[x, y, w, h]`` to ``[x1, y1, x2, y2]`` (float32), clipped to the image;
-    empty boxes are dropped. ``labels`` (int64) are the contiguous labels 1..K of
-    ``category_to_label`` (0 is the background). Crowd regions are skipped when ``skip_crowd``
-    (training: they are neither objects nor background; COCOeval ignores matches to them).
-    """
-    boxes, labels, areas, crowd = [], [], [], []
-    for annotation in annotations:
-        if skip_crowd and annotation.get("iscrowd", 0):
-            continue
-        x, y, w, h = annotation["bbox"]
-        x1, y1 = min(max(x, 0.0), width), min(max(y, 0.0), height)
-        x2, y2 = min(max(x + w, 0.0), width), min(max(y + h, 0.0), height)
-        if x2 <= x1 or y2 <= y1:
-            continue
-        boxes.append([x1, y1, x2, y2])
-        labels.append(category_to_label[annotation["category_id"]])
-        areas.append(float(annotation.get("area", w * h)))
-        crowd.append(int(annotation.get("iscrowd", 0)))
-    return {
-        "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-        "labels": torch.tensor(labels, dtype=torch.int64),
-        "area": torch.tensor(areas, dtype=torch.float32),
-        "iscrowd": torch.tensor(crowd, dtype=torch.int64),
-    }
+    def __init__(self, category_to_label: dict[int, int], skip_crowd: bool):
+        self.category_to_label, self.skip_crowd = dict(category_to_label), skip_crowd
+
+    def __call__(self, image: torch.Tensor, target: dict) -> tuple[torch.Tensor, dict]:
+        image_id = torch.tensor(target["image_id"], dtype=torch.int64)
+        if "boxes" not in target:
+            boxes = tv_tensors.BoundingBoxes(torch.zeros(0, 4), format="XYXY", canvas_size=tuple(image.shape[-2:]))
+            empty = torch.zeros(0, dtype=torch.int64)
+            return image, {"image_id": image_id, "boxes": boxes, "labels": empty, "area": torch.zeros(0),
+                           "iscrowd": empty}
+        crowd = torch.as_tensor(target["iscrowd"], dtype=torch.int64)
+        keep = crowd == 0 if self.skip_crowd else torch.ones_like(crowd, dtype=torch.bool)
+        labels = torch.tensor([self.category_to_label[c] for c in target["labels"].tolist()], dtype=torch.int64)
+        boxes = target["boxes"]
+        return image, {"image_id": image_id, "boxes": tv_tensors.wrap(boxes[keep].to(torch.float32), like=boxes),
+                       "labels": labels[keep], "area": torch.as_tensor(target["area"], dtype=torch.float32)[keep],
+                       "iscrowd": crowd[keep]}
+
+
+def _per_box(sample: tuple) -> tuple[torch.Tensor, ...]:
+    """The target's tensors with one entry per box, which ``SanitizeBoundingBoxes`` filters with the boxes."""
+    target = sample[1]
+    return target["labels"], target["area"], target["iscrowd"]
+
+
+def detection_transforms(category_to_label: dict[int, int], train: bool) -> v2.Compose:
+    """torchvision's v2 pipeline from a COCO image and target to the detector's input: an RGB float
+    image in [0, 1] (the detector normalises it), boxes clamped to the image, a horizontal flip with
+    probability 0.5 when training (the only augmentation of Detectron's recipe), and boxes under one
+    pixel wide or high dropped with their labels (``SanitizeBoundingBoxes``)."""
+    steps = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
+             DetectionTarget(category_to_label, skip_crowd=train), v2.ClampBoundingBoxes()]
+    if train:
+        steps.append(v2.RandomHorizontalFlip(0.5))
+    steps.append(v2.SanitizeBoundingBoxes(labels_getter=_per_box))
+    return v2.Compose(steps)
+
+
+def _has_box(annotations: Sequence[dict]) -> bool:
+    """Whether an image has a box to train on: a non-crowd annotation at least a pixel wide and high."""
+    return any(not a.get("iscrowd", 0) and min(a["bbox"][2:]) >= 1 for a in annotations)
 
 
 class CocoDetection(Dataset):
     """A COCO split in the standard layout: ``DATA_DIR/annotations/instances_{split}.json`` + ``DATA_DIR/{split}/``.
 
-    Items are ``(image, target)``: a float RGB tensor (3, H, W) in [0, 1] (the detector normalises
-    it) and the dict of :func:`coco_to_target` plus ``image_id``. With ``train=True`` crowd boxes are
-    skipped, images without a box are left out (as Detectron does) and images are flipped
-    horizontally with probability 0.5, the only augmentation of Detectron's recipe.
+    torchvision reads it (``torchvision.datasets.CocoDetection`` wrapped by
+    ``wrap_dataset_for_transforms_v2``) and :func:`detection_transforms` prepares each item:
+    ``(image, target)`` with a float RGB image (3, H, W) in [0, 1] and a target of ``boxes``
+    (xyxy, float32), ``labels`` (int64, 1..K), ``area``, ``iscrowd`` and ``image_id``. With
+    ``train=True`` crowd boxes are skipped, images without a box are left out (as Detectron does)
+    and images are flipped horizontally with probability 0.5.
 
     ``category_ids[label - 1]`` is the COCO category id of a label; ``num_classes`` counts the
-    background. ``limit`` keeps the first ``limit`` images by id (smoke runs).
+    background. ``limit`` keeps the first ``limit`` images by id (smoke runs). ``coco`` is the
+    split's pycocotools ``COCO``, which scoring uses.
     """
 
     def __init__(self, data_dir: str | os.PathLike, split: str, train: bool = False, limit: int | None = None):
@@ -88,41 +113,30 @@ class CocoDetection(Dataset):
             raise FileNotFoundError(f"COCO split {split!r} not found: looked for {self.annotation_file} and "
                                     f"{self.images_dir}; missing {', '.join(map(str, missing))}.{have} "
                                     f"{COCO_DOWNLOAD_HINT}")
-        self.coco = _load_coco(self.annotation_file)
+        _require_pycocotools()
+        with contextlib.redirect_stdout(io.StringIO()):   # pycocotools' COCO() prints progress lines
+            split_data = datasets.CocoDetection(str(self.images_dir), str(self.annotation_file))
+        self.coco = split_data.coco
         self.category_ids = sorted(self.coco.cats)
         self.category_to_label = {cat: label for label, cat in enumerate(self.category_ids, start=1)}
+        split_data.transforms = detection_transforms(self.category_to_label, train)
+        self._items = datasets.wrap_dataset_for_transforms_v2(split_data, target_keys=_TARGET_KEYS)
         image_ids = sorted(self.coco.imgs)
         if train:
-            image_ids = [i for i in image_ids if len(self._target(i)["boxes"])]
+            image_ids = [i for i in image_ids if _has_box(self.coco.imgToAnns.get(i, []))]
         self.image_ids = image_ids[:limit] if limit else image_ids
+        position = {image_id: index for index, image_id in enumerate(split_data.ids)}
+        self._positions = [position[i] for i in self.image_ids]
 
     @property
     def num_classes(self) -> int:
         return len(self.category_ids) + 1
 
-    def _target(self, image_id: int) -> dict[str, torch.Tensor]:
-        info = self.coco.imgs[image_id]
-        return coco_to_target(self.coco.imgToAnns.get(image_id, []), info["width"], info["height"],
-                              self.category_to_label, skip_crowd=self.train)
-
     def __len__(self) -> int:
         return len(self.image_ids)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        image_id = self.image_ids[index]
-        # PIL, not torchvision.io, whose decoders are deprecated from torchvision 0.29 on; RGB turns
-        # COCO's few grayscale images into three channels.
-        with Image.open(self.images_dir / self.coco.imgs[image_id]["file_name"]) as picture:
-            image = pil_to_tensor(picture.convert("RGB")).float().div_(255)
-        target = self._target(image_id)
-        target["image_id"] = torch.tensor(image_id, dtype=torch.int64)
-        if self.train and torch.rand(()) < 0.5:
-            width = image.shape[-1]
-            image = image.flip(-1)
-            boxes = target["boxes"].clone()
-            boxes[:, 0], boxes[:, 2] = width - target["boxes"][:, 2], width - target["boxes"][:, 0]
-            target["boxes"] = boxes
-        return image, target
+        return self._items[self._positions[index]]
 
 
 def collate(batch: Sequence[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tensor], list[dict]]:
