@@ -24,10 +24,10 @@ from numbers import Integral
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
-from tqdm import tqdm
 
 from .models import create_model
 from .paper import format_table, paper_row
+from .progress import progress_bar
 from .se import se_modules
 
 aten = torch.ops.aten
@@ -248,9 +248,8 @@ def paper_complexity_cells(progress: bool = False) -> list[PaperCell]:
     """Every complexity cell of Tables 2, 3, 10, 13, 15, 16, computed from our models; ``progress``
     shows a bar over the models counted, drawn only on a terminal."""
     cache: dict = {}
-    # disable=None: tqdm draws only on a terminal, so logs and notebooks' captured output stay clean.
-    bar = tqdm(total=2 * len(_TABLE2) + 2 * len(_TABLE3) + len(_ABLATIONS), desc="counting", unit="model",
-               leave=False, disable=None if progress else True, dynamic_ncols=True)
+    bar = progress_bar(show=progress, total=2 * len(_TABLE2) + 2 * len(_TABLE3) + len(_ABLATIONS),
+                       desc="counting", unit="model")
 
     def measure(model: str, options: dict, size: int = 224) -> Complexity:
         key = (model, tuple(sorted(options.items())), size)

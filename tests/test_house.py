@@ -20,8 +20,8 @@ LONG_MODULES: dict[str, str] = {}
 # The layers, low to high: a module may import from its own layer or a lower one. A module's layer is
 # the first entry its dotted name is, or starts with (component-wise); the package's __init__ is top.
 LAYERS = (
-    ("paper objects", ("senet_core.names", "senet_core.paper", "senet_core.se", "senet_core.complexity",
-                       "senet_core.models")),
+    ("paper objects", ("senet_core.names", "senet_core.progress", "senet_core.paper", "senet_core.se",
+                       "senet_core.complexity", "senet_core.models")),
     ("engine", ("senet_core.engine",)),
     ("study", ("senet_core.study",)),
     ("book", ("senet_core.book",)),

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..study.spec import profile_names
+from ..progress import progress_bar, say
 from .chapters import SCRATCH, is_committed
 
 # What a profile sends to the chapters that declare it; the chapters find the records themselves
@@ -116,10 +117,11 @@ def reproduce(profile: str = "smoke", only: str | None = None, jobs: int = 1, ou
                 and json.loads(stamp_file.read_text()).get("stamp") == stamp:
             summary.skipped.append(nb.stem)
             if progress:
-                print(f"  up to date  {nb.stem}", flush=True)
+                say(f"  up to date  {nb.stem}")
         else:
             todo.append((nb, params, stamp_file, stamp))
     (output / STAMPS).mkdir(parents=True, exist_ok=True)
+    bar = progress_bar(show=progress and bool(todo), total=len(todo), desc="chapters", unit="chapter")
 
     def run(item):
         nb, params, stamp_file, stamp = item
@@ -130,19 +132,20 @@ def reproduce(profile: str = "smoke", only: str | None = None, jobs: int = 1, ou
         stamp_file.write_text(json.dumps({"stamp": stamp, "parameters": params}) + "\n")
         return time.perf_counter() - start
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    with ThreadPoolExecutor(max_workers=jobs) as pool, bar:
         futures = {pool.submit(run, item): item[0].stem for item in todo}
         for done, future in enumerate(as_completed(futures), 1):
+            bar.update()
             name = futures[future]
             try:
                 seconds = future.result()
                 summary.executed.append(name)
                 if progress:
-                    print(f"  [{done}/{len(todo)}] ok      {name} ({seconds:.0f} s)", flush=True)
+                    say(f"  [{done}/{len(todo)}] ok      {name} ({seconds:.0f} s)")
             except Exception as err:       # a failing chapter must not stop the others
                 summary.failed[name] = _failure_line(err)
                 if progress:
-                    print(f"  [{done}/{len(todo)}] FAILED  {name}: {summary.failed[name]}", flush=True)
+                    say(f"  [{done}/{len(todo)}] FAILED  {name}: {summary.failed[name]}")
     return summary
 
 

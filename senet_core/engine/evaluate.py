@@ -8,10 +8,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from ..models import create_model, model_entry
 from ..models.weights import CheckpointError, load_file, load_state
+from ..progress import progress_bar
 from .data import build_loaders, dataset_info
 from .runtime import CHECKPOINT, autocast, resolve_device
 
@@ -28,9 +28,7 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: str 
     was_training = model.training
     model.eval()
     totals = torch.zeros(4, dtype=torch.float64, device=device)   # loss sum, top-1 hits, top-5 hits, images
-    # disable=None: tqdm draws only on a terminal, so logs and notebooks' captured output stay clean.
-    batches = tqdm(loader, desc="eval", unit="batch", leave=False, disable=None if progress else True,
-                   dynamic_ncols=True)
+    batches = progress_bar(loader, show=progress, desc="eval", unit="batch")
     try:
         for images, labels in batches:
             images = images.to(device, non_blocking=True)

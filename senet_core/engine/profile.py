@@ -28,9 +28,9 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from ..models import create_model, model_entry
+from ..progress import progress_bar
 from .runtime import autocast, check_amp, provenance, resolve_device
 
 __all__ = ["MODES", "ProfileRow", "ProfileReport", "profile_models", "paired_times", "spread"]
@@ -192,9 +192,7 @@ def paired_times(steps: dict[str, Callable[[], object]], *, warmup: int, repeats
     cuda = device.type == "cuda"
     labels = list(steps)
     times: dict[str, list[float]] = {label: [] for label in labels}
-    # disable=None: tqdm draws only on a terminal, so logs and notebooks' captured output stay clean.
-    rounds = tqdm(range(warmup + repeats), desc="rounds", unit="round", leave=False,
-                  disable=None if progress else True, dynamic_ncols=True)
+    rounds = progress_bar(range(warmup + repeats), show=progress, desc="rounds", unit="round")
     for round_ in rounds:
         k = round_ % len(labels)
         for label in labels[k:] + labels[:k]:

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm import tqdm
 
 from ..models import create_model, model_entry
 from ..models.init import he_init
@@ -32,6 +31,7 @@ from .data import build_loaders
 from .evaluate import evaluate
 from .recipes import Recipe
 from ..models.weights import CheckpointError, load_state
+from ..progress import progress_bar
 from .runtime import (CHECKPOINT, CONFIG, METRICS, Distributed, TrainingStopped, atomic_write_text, autocast,
                       check_amp, distributed_from_env, grad_scaler, has_checkpoint, provenance, read_metrics,
                       resolve_device, resume_checkpoint, run_lock, save_checkpoint, stop_on_signals)
@@ -335,9 +335,7 @@ def _train_epoch(model, raw_model, loader, optimizer, schedule, scaler, criterio
     totals = torch.zeros(3, dtype=torch.float64, device=device)      # loss sum, top-1 hits, images
     check_every = 1 if device.type == "cpu" else 50
     show = config.progress and env.is_main
-    # disable=None: tqdm draws only on a terminal, so logs and notebooks' captured output stay clean.
-    bar = tqdm(loader, total=steps, desc=f"epoch {epoch + 1}/{recipe.epochs}", leave=False,
-               disable=None if show else True, dynamic_ncols=True)
+    bar = progress_bar(loader, show=show, total=steps, desc=f"epoch {epoch + 1}/{recipe.epochs}")
     lr = optimizer.param_groups[0]["lr"]
     for step, (images, labels) in enumerate(bar):
         if stop:

@@ -26,6 +26,7 @@ from torch import nn
 from ..engine.runtime import CHECKPOINT, RunLockedError, git_commit, git_dirty, read_metrics
 from ..models.weights import load_file, load_state
 from ..engine.train import TrainConfig, train
+from ..progress import progress_bar, say
 from .comparisons import decisions
 from .records import build_record, errors_by_row, record_name, record_path, records_by_run, run_name
 from .results import read_record, write_record
@@ -241,16 +242,20 @@ def _train(wanted: dict[str, dict[str, list[int]]], prof: Profile, results_dir, 
                 task = _Task(exp, row, seed, run_dir_of(exp, row, prof, seed, runs_dir))
                 pending.setdefault(task.run_dir, []).append(task)
 
+    bar = progress_bar(show=progress and bool(pending), total=len(pending), desc=f"{prof.name} runs", unit="run")
+
     def finished(tasks: list[_Task], metrics: list[dict]) -> None:
         for task in tasks:
             record = build_record(task.exp, task.row, prof, task.seed, task.run_dir, metrics)
             write_record(record_path(results_dir, prof.name, task.exp.name, task.row.label, task.seed), record)
             records[task.exp.name][(task.row.label, task.seed)] = record
         ledger(results_dir, prof.name, "finished", tasks)
+        bar.update()
 
     if jobs == 1 or len(pending) < 2:
-        for tasks in pending.values():
-            finished(tasks, _run_tasks(tasks, prof, results_dir, runs_dir, device, data_dir, progress, download))
+        with bar:
+            for tasks in pending.values():
+                finished(tasks, _run_tasks(tasks, prof, results_dir, runs_dir, device, data_dir, progress, download))
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)
         context = multiprocessing.get_context("spawn")
@@ -259,8 +264,9 @@ def _train(wanted: dict[str, dict[str, list[int]]], prof: Profile, results_dir, 
             futures = {pool.submit(_run_tasks, tasks, prof, results_dir, runs_dir, device, data_dir, progress,
                                    download): tasks for tasks in pending.values()}
             try:
-                for future in as_completed(futures):
-                    finished(futures[future], future.result())
+                with bar:
+                    for future in as_completed(futures):
+                        finished(futures[future], future.result())
             except BaseException:
                 for future in futures:
                     future.cancel()
@@ -280,7 +286,7 @@ def _run_tasks(tasks: list[_Task], prof: Profile, results_dir, runs_dir, device,
         "reused" if done >= prof.epochs else "resumed"
     ledger(results_dir, prof.name, event, tasks)
     if progress:
-        print(f"{first.exp.name}: {first.row.label}, seed {first.seed} ({prof.name} profile)", flush=True)
+        say(f"{first.exp.name}: {first.row.label}, seed {first.seed} ({prof.name} profile)")
     return train_row(first.exp, first.row, prof, first.seed, runs_dir, device, data_dir, download)[0]
 
 

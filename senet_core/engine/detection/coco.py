@@ -4,6 +4,7 @@ torchvision (``CocoDetection`` wrapped for the v2 transforms), and its official 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import os
 from pathlib import Path
@@ -27,10 +28,9 @@ _TARGET_KEYS = {"image_id", "boxes", "labels", "area", "iscrowd"}
 
 
 def _require_pycocotools() -> None:
-    try:
-        import pycocotools   # noqa: F401  local: the COCO API is needed by the detection path only
-    except ImportError as error:
-        raise ImportError("COCO reading and scoring need pycocotools: pip install pycocotools") from error
+    """torchvision reads COCO with pycocotools, an extra of the detection path: say so if it is missing."""
+    if importlib.util.find_spec("pycocotools") is None:
+        raise ImportError("COCO reading and scoring need pycocotools: pip install pycocotools")
 
 
 class DetectionTarget:
