@@ -381,13 +381,14 @@ def _read_config(out: Path) -> dict | None:
     """The run's config.json, or None (with a notice) when it is missing or damaged: it is rewritten."""
     try:
         before = json.loads((out / CONFIG).read_text())
-        before["provenance"]
-        return before
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError, TypeError):
-        print(f"{out / CONFIG} is damaged; it is written again from the checkpoint's settings", file=sys.stderr)
-        return None
+    except ValueError:        # not JSON (UnicodeDecodeError is one too)
+        before = None
+    if isinstance(before, dict) and "provenance" in before:
+        return before
+    print(f"{out / CONFIG} is damaged; it is written again from the checkpoint's settings", file=sys.stderr)
+    return None
 
 
 def _stopped_message(config: TrainConfig, signum: int, epoch: int, step: int, steps: int) -> str:

@@ -243,9 +243,10 @@ def read_checkpoint(source: str) -> dict[str, torch.Tensor]:
             raise RuntimeError(f"could not download weights from {source}: {err}. Download the file by "
                                f"hand and pass its path as pretrained=PATH") from None
     else:
-        if not os.path.isfile(source):
-            raise FileNotFoundError(f"no checkpoint at {source!r} (pretrained= takes a file path or URL)")
-        state = load_file(source)
+        try:
+            state = load_file(source)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"{err} (pretrained= takes a file path or URL)") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
