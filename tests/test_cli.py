@@ -25,6 +25,19 @@ def test_models_listing(capsys):
     assert "se_resnet50" in out and "SE version of resnet50" in out
 
 
+def test_models_with_released_weights_and_a_pattern_that_matches_none(capsys):
+    assert main(["models", "--pretrained", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [m["name"] for m in listed] == ["se_resnet101", "se_resnet152", "se_resnet50", "se_resnext101_32x4d",
+                                           "se_resnext50_32x4d", "senet154"]
+    assert all(m["released_weights"] for m in listed)
+    assert main(["models", "foo*"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no model matches 'foo*'" in err
+    assert main(["models", "--pretrained", "resnet*"]) == 2
+    assert "no model with released weights matches 'resnet*'" in capsys.readouterr().err
+
+
 def test_unknown_model_is_one_line_error(capsys):
     assert main(["complexity", "--model", "se_resnet5"]) == 2
     err = capsys.readouterr().err

@@ -252,8 +252,9 @@ def test_a_malformed_value_ends_in_one_line_and_exit_status_2(case, where):
 @given(pattern=st.text(alphabet="abcdefghijklmnopqrstuvwxyz_0123456789*?", min_size=1, max_size=12)
        .filter(lambda p: not fnmatch.filter(sorted(MODELS), p)))
 @example(pattern="foo*")
-def test_a_model_pattern_that_matches_nothing_lists_nothing(pattern):
-    assert run(["models", pattern]) == (0, "", "")
+def test_a_model_pattern_that_matches_nothing_is_a_one_line_error(pattern):
+    status, out, err = run(["models", pattern])
+    assert (status, out) == (2, "") and err.count("\n") == 1 and f"no model matches {pattern!r}" in err
 
 
 @settings(max_examples=25, deadline=None, database=None)

@@ -214,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the registered models", description="List the registered models.")
     p.add_argument("pattern", type=text, nargs="?", help="shell-style filter, e.g. 'se_*'")
+    p.add_argument("--pretrained", action="store_true", help="only the models with released weights")
     add_json_flag(p, "the models with their registry entries")
     p.set_defaults(func=commands.models_command)
     return parser

@@ -104,10 +104,15 @@ def complexity_command(args: argparse.Namespace) -> int:
 
 
 def models_command(args: argparse.Namespace) -> int:
+    names = list_models(args.pattern, pretrained=args.pretrained)
+    if not names:
+        which = "with released weights " if args.pretrained else ""
+        raise UsageError(f"no model {which}matches {args.pattern!r}: the pattern is shell-style, such as 'se_*' "
+                         f"(`senet models{' --pretrained' if args.pretrained else ''}` lists them all)")
     if args.json:
-        print_json([_entry_dict(model_entry(name)) for name in list_models(args.pattern)])
+        print_json([_entry_dict(model_entry(name)) for name in names])
         return 0
-    for name in list_models(args.pattern):
+    for name in names:
         e = model_entry(name)
         kind = f"SE version of {e.baseline}" if e.is_se else "baseline"
         print(f"{name:32s} {kind:40s} {e.paper}")
@@ -118,7 +123,7 @@ def _entry_dict(entry) -> dict:
     """A registry entry's metadata, without its factory."""
     return {"name": entry.name, "baseline": entry.baseline, "is_se": entry.is_se, "input_size": entry.input_size,
             "min_size": entry.min_size, "se_stages": entry.se_stages, "se_positions": entry.se_positions,
-            "paper": entry.paper}
+            "paper": entry.paper, "released_weights": entry.name in list_models(pretrained=True)}
 
 
 def recipes_command(args: argparse.Namespace) -> int:
