@@ -81,14 +81,14 @@ $(MATHJAX):
 	cp -r _build/mathjax/package/es5/. $(SITE)/_mathjax/mathjax/
 
 book: $(STAMP) $(FASHION_MNIST) $(MATHJAX)
-	$(VENV)/bin/senet reproduce --profile $(PROFILE) --jobs 2 --output $(SITE)/notebooks
+	$(VENV)/bin/senet reproduce --profile $(PROFILE) --jobs 2 --out $(SITE)/notebooks
 	rm -rf $(SITE)/book && cp -r book _config.yml _toc.yml $(SITE)/
-	$(VENV)/bin/senet report --headline --profile $(if $(filter gpu,$(PROFILE)),gpu,cpu) --output $(SITE)/book/headline.md
+	$(VENV)/bin/senet report --headline --profile $(if $(filter gpu,$(PROFILE)),gpu,cpu) --out $(SITE)/book/headline.md
 	$(VENV)/bin/jupyter-book build $(SITE) --path-output . -W -n --quiet
 
 # Every chapter executed with the smoke profile (tiny data, one epoch): the training paths run.
 smoke: $(STAMP) $(FASHION_MNIST)
-	$(VENV)/bin/senet reproduce --profile smoke --jobs 2 --output _build/smoke
+	$(VENV)/bin/senet reproduce --profile smoke --jobs 2 --out _build/smoke
 
 # Unit tests, then nbval over every stored notebook (cells tagged nbval-check-output compared strictly:
 # the committed results among them), and the built book's HTML checked by tests/test_book_html.py and,

@@ -25,6 +25,31 @@ def test_models_listing(capsys):
     assert "se_resnet50" in out and "SE version of resnet50" in out
 
 
+@pytest.mark.parametrize("command, spellings, dest", [
+    (["train", "--model", "resnet20_cifar"], ("--out", "--output"), "out"),
+    (["train-detection", "--model", "resnet50", "--data-dir", "coco"], ("--out", "--output"), "out"),
+    (["eval-detection", "--checkpoint", "d.pt", "--data-dir", "coco"], ("--out", "--output"), "out"),
+    (["eval-detection", "--checkpoint", "d.pt", "--data-dir", "coco"], ("--val-split", "--split"), "val_split"),
+    (["eval-detection", "--checkpoint", "d.pt", "--data-dir", "coco"], ("--limit-val", "--limit"), "limit_val"),
+    (["report"], ("--out", "--output"), "out"),
+    (["reproduce"], ("--out", "--output"), "out"),
+])
+def test_one_name_for_one_thing_with_the_older_spelling_kept(command, spellings, dest):
+    value = "7" if dest.startswith("limit") else "somewhere"
+    parsed = [vars(build_parser().parse_args(command + [spelling, value])) for spelling in spellings]
+    assert parsed[0] == parsed[1] and str(parsed[0][dest]) == value
+
+
+def test_train_detection_limits_each_split_or_both(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(commands, "train_detection", lambda *a, **kw: seen.update(kw) or {})
+    base = ["train-detection", "--model", "resnet50", "--data-dir", "coco", "--out", "run"]
+    assert main(base + ["--limit-train", "8", "--limit-val", "4"]) == 0
+    assert (seen["limit_train"], seen["limit_val"]) == (8, 4)
+    assert main(base + ["--limit", "5"]) == 0
+    assert (seen["limit_train"], seen["limit_val"]) == (5, 5)
+
+
 def test_models_with_released_weights_and_a_pattern_that_matches_none(capsys):
     assert main(["models", "--pretrained", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)

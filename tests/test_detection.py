@@ -227,9 +227,12 @@ def test_cli_train_detection_then_eval_detection(coco_dir, tmp_path, capsys):
                  "--min-size", str(SIZE), "--max-size", str(SIZE), "--workers", "0", "--device", "cpu"]) == 0
     capsys.readouterr()
     assert main(["eval-detection", "--checkpoint", str(out / "detector.pt"), "--data-dir", str(coco_dir),
-                 "--split", "val", "--workers", "0", "--json"]) == 0
+                 "--val-split", "val", "--workers", "0", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert 0 <= result["ap"] <= 100 and result["num_images"] > 0
+    assert 0 <= result["ap"] <= 100 and result["num_images"] == 2
+    assert main(["eval-detection", "--checkpoint", str(out / "detector.pt"), "--data-dir", str(coco_dir),
+                 "--split", "val", "--limit", "1", "--workers", "0", "--json"]) == 0   # the older spellings
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["num_images"] == 1
     assert main(["eval-detection", "--checkpoint", str(out / "detector.pt"), "--data-dir", str(coco_dir),
                  "--split", "test"]) == 2
     assert "instances_test.json" in capsys.readouterr().err

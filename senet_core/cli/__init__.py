@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=text, help="a registered model (default: the recipe's)")
     p.add_argument("--dataset", type=text,
                    help="imagenet | cifar10 | cifar100 | fashion_mnist | places365 | synthetic")
-    p.add_argument("--out", type=path, required=True, help="run folder: metrics.jsonl, checkpoint.pt, config.json")
+    p.add_argument("--out", "--output", dest="out", type=path, required=True,
+                   help="run folder: metrics.jsonl, checkpoint.pt, config.json")
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--batch-size", type=positive_int, help="global batch (split over processes)")
     p.add_argument("--lr", type=positive_float, help="learning rate as is (default: the recipe's, scaled to the batch)")
@@ -92,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trunk: resnet50, se_resnet50, resnet101, se_resnet101, ...")
     add_data_flags(p, data_dir="COCO root: annotations/instances_SPLIT.json + SPLIT/", required=True,
                    download=False)
-    p.add_argument("--out", type=path, required=True)
+    p.add_argument("--out", "--output", dest="out", type=path, required=True,
+                   help="run folder: metrics.jsonl, detector.pt, config.json")
     p.add_argument("--train-split", type=text, default="train2017")
     p.add_argument("--val-split", type=text, default="val2017")
     p.add_argument("--epochs", type=positive_int, default=25)
@@ -104,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-size", type=positive_int, default=1333)
     p.add_argument("--eval-every", type=non_negative_int, default=0,
                    help="evaluate every N epochs (0: at the end only)")
-    p.add_argument("--limit", type=positive_int, help="use the first N images of each split")
+    p.add_argument("--limit-train", type=positive_int, help="use the first N training images")
+    p.add_argument("--limit-val", type=positive_int, help="use the first N validation images")
+    p.add_argument("--limit", type=positive_int, help="both of the above at once")
     add_device_flags(p)
     p.add_argument("--seed", type=non_negative_int, default=0)
     add_json_flag(p, "the final record")
@@ -115,11 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=path, required=True, help="a detector.pt written by train-detection")
     add_data_flags(p, data_dir="COCO root: annotations/instances_SPLIT.json + SPLIT/", required=True,
                    download=False)
-    p.add_argument("--split", type=text, default="val2017")
+    p.add_argument("--val-split", "--split", dest="val_split", type=text, default="val2017",
+                   help="the split scored")
     p.add_argument("--batch-size", type=positive_int, default=2)
-    p.add_argument("--limit", type=positive_int)
+    p.add_argument("--limit-val", "--limit", dest="limit_val", type=positive_int,
+                   help="score the first N images of the split")
     add_device_flags(p)
-    p.add_argument("--out", type=path, help="also write the detections as COCO JSON into this folder")
+    p.add_argument("--out", "--output", dest="out", type=path,
+                   help="also write the detections as COCO JSON into this folder")
     add_json_flag(p)
     p.set_defaults(func=commands.eval_detection_command)
 
@@ -174,8 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="whose training records (cpu: the committed study)")
     p.add_argument("--results-dir", type=path, help="default: the profile's (the committed results/ for cpu)")
     p.add_argument("--headline", action="store_true", help="only the landing page's table")
-    p.add_argument("--output", type=path, help="write the Markdown to this file instead of printing it")
-    add_json_flag(p, "the tables the Markdown is built from (--output still writes the Markdown)")
+    p.add_argument("--out", "--output", dest="out", type=path,
+                   help="write the Markdown to this file instead of printing it")
+    add_json_flag(p, "the tables the Markdown is built from (--out still writes the Markdown)")
     p.set_defaults(func=commands.report_command)
 
     p = sub.add_parser("reproduce", help="execute every chapter notebook with papermill",
@@ -184,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="smoke", choices=profile_names())
     p.add_argument("--only", type=text, help="notebooks whose name matches (shell pattern or substring)")
     p.add_argument("--jobs", type=positive_int, default=1, help="notebooks run at once")
-    p.add_argument("--output", type=path, default="_build/executed", help="folder for the executed notebooks")
+    p.add_argument("--out", "--output", dest="out", type=path, default="_build/executed",
+                   help="folder for the executed notebooks")
     p.add_argument("--force", action="store_true", help="re-run up-to-date notebooks too")
     add_json_flag(p, "the chapters executed, up to date and failed")
     p.set_defaults(func=commands.reproduce_command)

@@ -140,7 +140,8 @@ def train_detection_command(args: argparse.Namespace) -> int:
         result = train_detection(
             args.model, args.data_dir, args.out, train_split=args.train_split, val_split=args.val_split,
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed,
-            limit=args.limit, pretrained_backbone=args.pretrained_backbone, fpn=not args.no_fpn,
+            limit_train=args.limit_train or args.limit, limit_val=args.limit_val or args.limit,
+            pretrained_backbone=args.pretrained_backbone, fpn=not args.no_fpn,
             min_size=args.min_size, max_size=args.max_size, amp=amp_of(args), num_workers=args.workers,
             eval_every=args.eval_every)
     print_json(result)          # the final record is JSON with or without --json
@@ -149,13 +150,13 @@ def train_detection_command(args: argparse.Namespace) -> int:
 
 def eval_detection_command(args: argparse.Namespace) -> int:
     with notices_to_stderr(args):
-        result = evaluate_detection(args.checkpoint, args.data_dir, split=args.split,
-                                    batch_size=args.batch_size, device=args.device, limit=args.limit,
+        result = evaluate_detection(args.checkpoint, args.data_dir, split=args.val_split,
+                                    batch_size=args.batch_size, device=args.device, limit_val=args.limit_val,
                                     amp=amp_of(args), num_workers=args.workers, out=args.out)
     if args.json:
         print_json(result)
     else:
-        print(f"{args.split}: {result['num_images']} images, AP {result['ap']:.1f}, AP@0.5 {result['ap50']:.1f}")
+        print(f"{args.val_split}: {result['num_images']} images, AP {result['ap']:.1f}, AP@0.5 {result['ap50']:.1f}")
     return 0
 
 
@@ -241,12 +242,12 @@ def report_command(args: argparse.Namespace) -> int:
         counts, closing = summary(report), conclusion(report)
         text = "\n\n".join([markdown_table(counts), markdown_table(report), closing])
         data = {"summary": _rows(counts), "claims": _rows(report), "conclusion": closing}
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
     if args.json:
         print_json(data)
-    elif not args.output:
+    elif not args.out:
         print(text)
     return 0
 
@@ -261,7 +262,7 @@ def _rows(table: pd.DataFrame) -> list[dict]:
 
 def reproduce_command(args: argparse.Namespace) -> int:
     with notices_to_stderr(args):
-        result = reproduce(profile=args.profile, only=args.only, jobs=args.jobs, output=args.output,
+        result = reproduce(profile=args.profile, only=args.only, jobs=args.jobs, output=args.out,
                            force=args.force)
     if args.json:
         print_json({**dataclasses.asdict(result), "ok": result.ok})

@@ -17,7 +17,7 @@ from .detector import load_detector
 
 @torch.no_grad()
 def evaluate_detection(model: nn.Module | str | os.PathLike, data_dir: str | os.PathLike, split: str = "val2017",
-                       batch_size: int = 2, device: str = "cpu", limit: int | None = None,
+                       batch_size: int = 2, device: str = "cpu", limit_val: int | None = None,
                        amp: str | None = None, num_workers: int = 2,
                        out: str | os.PathLike | None = None) -> dict:
     """COCO box AP and AP@0.5 of a detector on one split (Table 7's columns; minival = ``val2017``).
@@ -29,7 +29,7 @@ def evaluate_detection(model: nn.Module | str | os.PathLike, data_dir: str | os.
         split: the split to score.
         batch_size, num_workers: inference batching and data-loading workers.
         device: ``"cpu"`` or ``"cuda"``; amp: ``None``, ``"bf16"`` or ``"fp16"``.
-        limit: score only the first ``limit`` images (by id).
+        limit_val: score only the first ``limit_val`` images (by id).
         out: if given, a folder to write the COCO-format detections ``detections_{split}.json`` to.
 
     Returns ``{"split", "num_images", "num_detections", "ap", "ap50", "ap75", "ap_small",
@@ -40,7 +40,7 @@ def evaluate_detection(model: nn.Module | str | os.PathLike, data_dir: str | os.
     check_amp(amp)   # validate before the dataset is read
     if isinstance(model, (str, os.PathLike)):
         model = load_detector(model, map_location="cpu")
-    dataset = CocoDetection(data_dir, split, train=False, limit=limit)
+    dataset = CocoDetection(data_dir, split, train=False, limit=limit_val)
     predicted_classes = model.roi_heads.box_predictor.cls_score.out_features
     if predicted_classes != dataset.num_classes:
         raise ValueError(f"the detector predicts {predicted_classes} classes (with background) but {split} has "

@@ -56,7 +56,7 @@ def train_detection(model_name: str, data_dir: str | os.PathLike, out: str | os.
                     warmup_factor: float = TABLE7_RECIPE.warmup_factor,
                     bias_lr_factor: float = TABLE7_RECIPE.bias_lr_factor,
                     bias_weight_decay: float = TABLE7_RECIPE.bias_weight_decay,
-                    device: str = "cpu", seed: int = 0, limit: int | None = None,
+                    device: str = "cpu", seed: int = 0, limit_train: int | None = None, limit_val: int | None = None,
                     pretrained_backbone: str | None = None, fpn: bool = True,
                     min_size: int = TABLE7_RECIPE.min_size, max_size: int = TABLE7_RECIPE.max_size,
                     trainable_layers: int = TABLE7_RECIPE.trainable_layers, amp: str | None = None,
@@ -82,7 +82,7 @@ def train_detection(model_name: str, data_dir: str | os.PathLike, out: str | os.
         bias_lr_factor, bias_weight_decay: Detectron's treatment of biases (2x lr, no decay).
         device: ``"cpu"`` or ``"cuda"``; amp: ``None``, ``"bf16"`` or ``"fp16"``.
         seed: seeds initialisation, shuffling and flips.
-        limit: use only the first ``limit`` images of each split (smoke runs).
+        limit_train, limit_val: use only the first N images of the training / validation split (smoke runs).
         pretrained_backbone, fpn, min_size, max_size, trainable_layers, backbone_options: see
             :func:`build_detector`.
         num_workers: data-loading workers.
@@ -95,6 +95,8 @@ def train_detection(model_name: str, data_dir: str | os.PathLike, out: str | os.
     """
     check_positive_int("epochs", epochs)
     check_positive_int("batch_size", batch_size)
+    check_positive_int("limit_train", limit_train, optional=True)
+    check_positive_int("limit_val", limit_val, optional=True)
     if not isinstance(eval_every, int) or eval_every < 0 or not isinstance(log_every, int) or log_every < 0:
         raise ValueError(f"eval_every and log_every must be integers >= 0, got {eval_every!r}, {log_every!r}")
     if lr is not None and not lr > 0:
@@ -111,7 +113,7 @@ def train_detection(model_name: str, data_dir: str | os.PathLike, out: str | os.
     warmup_iters = TABLE7_RECIPE.warmup_iters_for(batch_size) if warmup_iters is None else warmup_iters
 
     torch.manual_seed(seed)
-    dataset = CocoDetection(data_dir, train_split, train=True, limit=limit)
+    dataset = CocoDetection(data_dir, train_split, train=True, limit=limit_train)
     if not len(dataset):
         raise ValueError(f"{train_split} has no image with a (non-crowd) box to train on")
     if val_split is not None:
@@ -136,8 +138,8 @@ def train_detection(model_name: str, data_dir: str | os.PathLike, out: str | os.
                     batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
                     lr_milestones=list(lr_milestones), lr_gamma=lr_gamma, warmup_iters=warmup_iters,
                     warmup_factor=warmup_factor, bias_lr_factor=bias_lr_factor,
-                    bias_weight_decay=bias_weight_decay, seed=seed, limit=limit, amp=amp,
-                    pretrained_backbone=pretrained_backbone, num_train_images=len(dataset))
+                    bias_weight_decay=bias_weight_decay, seed=seed, limit_train=limit_train, limit_val=limit_val,
+                    amp=amp, pretrained_backbone=pretrained_backbone, num_train_images=len(dataset))
     # One writer per run folder: a second process training into it stops at once, naming the holder.
     with run_lock(out_dir):
         iteration, record = 0, {}
@@ -172,7 +174,7 @@ def train_detection(model_name: str, data_dir: str | os.PathLike, out: str | os.
                       "train_seconds": round(time.perf_counter() - started, 3)}
             if val_split is not None and (epoch == epochs or (eval_every and epoch % eval_every == 0)):
                 scores = evaluate_detection(model, data_dir, val_split, batch_size=batch_size, device=device,
-                                            limit=limit, amp=amp, num_workers=num_workers)
+                                            limit_val=limit_val, amp=amp, num_workers=num_workers)
                 scores.pop("split")
                 record["eval_seconds"] = scores.pop("seconds")
                 record.update(scores)
