@@ -18,7 +18,8 @@ from . import commands
 from .arguments import (fraction, look_up_names, model_or_none, name_list, non_negative_float, non_negative_int,
                         path, positive_float, positive_int, reason, seed_list, text)
 from .conventions import EXIT_STATUSES, Parser, UsageError, fail
-from .flags import add_data_flags, add_device_flags, add_json_flag, add_quiet_flag, add_se_flags, add_study_flags
+from .flags import (add_data_flags, add_device_flags, add_json_flag, add_limit_flags, add_out_flag, add_quiet_flag,
+                    add_se_flags, add_study_flags)
 
 __all__ = ["build_parser", "main"]
 
@@ -48,8 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=text, help="a registered model (default: the recipe's)")
     p.add_argument("--dataset", type=text,
                    help="imagenet | cifar10 | cifar100 | fashion_mnist | places365 | synthetic")
-    p.add_argument("--out", "--output", dest="out", type=path, required=True,
-                   help="run folder: metrics.jsonl, checkpoint.pt, config.json")
+    add_out_flag(p, "run folder: metrics.jsonl, checkpoint.pt, config.json", required=True)
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--batch-size", type=positive_int, help="global batch (split over processes)")
     p.add_argument("--lr", type=positive_float, help="learning rate as is (default: the recipe's, scaled to the batch)")
@@ -63,8 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_flags(g)
     add_device_flags(g, compile=True)
     g.add_argument("--seed", type=non_negative_int, default=0)
-    g.add_argument("--limit-train", type=positive_int, help="use the first N training images")
-    g.add_argument("--limit-val", type=positive_int, help="use the first N validation images")
+    add_limit_flags(g)
     g.add_argument("--resume", action="store_true", help="continue the run in --out")
     add_quiet_flag(g)
     add_json_flag(g, "the last epoch's metrics")
@@ -80,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=100)
     p.add_argument("--crop-size", type=positive_int, help="centre crop (default: the model's input size)")
     p.add_argument("--resize", type=positive_int, help="shorter side before cropping (default: crop x 8/7)")
-    p.add_argument("--limit-val", type=positive_int)
+    add_limit_flags(p, train=False)
     add_data_flags(p)
     add_device_flags(p)
     add_json_flag(p)
@@ -93,8 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trunk: resnet50, se_resnet50, resnet101, se_resnet101, ...")
     add_data_flags(p, data_dir="COCO root: annotations/instances_SPLIT.json + SPLIT/", required=True,
                    download=False)
-    p.add_argument("--out", "--output", dest="out", type=path, required=True,
-                   help="run folder: metrics.jsonl, detector.pt, config.json")
+    add_out_flag(p, "run folder: metrics.jsonl, detector.pt, config.json", required=True)
     p.add_argument("--train-split", type=text, default="train2017")
     p.add_argument("--val-split", type=text, default="val2017")
     p.add_argument("--epochs", type=positive_int, default=25)
@@ -106,8 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-size", type=positive_int, default=1333)
     p.add_argument("--eval-every", type=non_negative_int, default=0,
                    help="evaluate every N epochs (0: at the end only)")
-    p.add_argument("--limit-train", type=positive_int, help="use the first N training images")
-    p.add_argument("--limit-val", type=positive_int, help="use the first N validation images")
+    add_limit_flags(p)
     p.add_argument("--limit", type=positive_int, help="both of the above at once")
     add_device_flags(p)
     p.add_argument("--seed", type=non_negative_int, default=0)
@@ -122,11 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-split", "--split", dest="val_split", type=text, default="val2017",
                    help="the split scored")
     p.add_argument("--batch-size", type=positive_int, default=2)
-    p.add_argument("--limit-val", "--limit", dest="limit_val", type=positive_int,
-                   help="score the first N images of the split")
+    add_limit_flags(p, train=False, older="--limit")
     add_device_flags(p)
-    p.add_argument("--out", "--output", dest="out", type=path,
-                   help="also write the detections as COCO JSON into this folder")
+    add_out_flag(p, "also write the detections as COCO JSON into this folder")
     add_json_flag(p)
     p.set_defaults(func=commands.eval_detection_command)
 
@@ -181,8 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="whose training records (cpu: the committed study)")
     p.add_argument("--results-dir", type=path, help="default: the profile's (the committed results/ for cpu)")
     p.add_argument("--headline", action="store_true", help="only the landing page's table")
-    p.add_argument("--out", "--output", dest="out", type=path,
-                   help="write the Markdown to this file instead of printing it")
+    add_out_flag(p, "write the Markdown to this file instead of printing it")
     add_json_flag(p, "the tables the Markdown is built from (--out still writes the Markdown)")
     p.set_defaults(func=commands.report_command)
 
@@ -192,8 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="smoke", choices=profile_names())
     p.add_argument("--only", type=text, help="notebooks whose name matches (shell pattern or substring)")
     p.add_argument("--jobs", type=positive_int, default=1, help="notebooks run at once")
-    p.add_argument("--out", "--output", dest="out", type=path, default="_build/executed",
-                   help="folder for the executed notebooks")
+    add_out_flag(p, "folder for the executed notebooks", default="_build/executed")
     p.add_argument("--force", action="store_true", help="re-run up-to-date notebooks too")
     add_json_flag(p, "the chapters executed, up to date and failed")
     p.set_defaults(func=commands.reproduce_command)

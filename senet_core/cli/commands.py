@@ -110,7 +110,8 @@ def models_command(args: argparse.Namespace) -> int:
         raise UsageError(f"no model {which}matches {args.pattern!r}: the pattern is shell-style, such as 'se_*' "
                          f"(`senet models{' --pretrained' if args.pretrained else ''}` lists them all)")
     if args.json:
-        print_json([_entry_dict(model_entry(name)) for name in names])
+        released = set(list_models(pretrained=True))
+        print_json([_entry_dict(model_entry(name), name in released) for name in names])
         return 0
     for name in names:
         e = model_entry(name)
@@ -119,11 +120,11 @@ def models_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _entry_dict(entry) -> dict:
-    """A registry entry's metadata, without its factory."""
+def _entry_dict(entry, released_weights: bool) -> dict:
+    """A registry entry's metadata, without its factory, and whether it has released weights."""
     return {"name": entry.name, "baseline": entry.baseline, "is_se": entry.is_se, "input_size": entry.input_size,
             "min_size": entry.min_size, "se_stages": entry.se_stages, "se_positions": entry.se_positions,
-            "paper": entry.paper, "released_weights": entry.name in list_models(pretrained=True)}
+            "paper": entry.paper, "released_weights": released_weights}
 
 
 def recipes_command(args: argparse.Namespace) -> int:

@@ -38,6 +38,21 @@ def add_data_flags(p: argparse.ArgumentParser, *, data_dir: str | None = "where 
                                                                f"{into}$SENET_DATA or ~/.cache/senet_core/data)")
 
 
+def add_out_flag(p: argparse.ArgumentParser, what: str, **options) -> None:
+    """``--out``: where a command writes (``what``), the one name for it on every command; ``--output``,
+    its older spelling on some, is kept as an alias. ``options`` are argparse's (``required``, ``default``)."""
+    p.add_argument("--out", "--output", dest="out", type=path, help=what, **options)
+
+
+def add_limit_flags(p: argparse.ArgumentParser, *, train: bool = True, older: str | None = None) -> None:
+    """``--limit-val`` and, with ``train``, ``--limit-train``: the first N images of a split (smoke
+    runs). ``older``: an older spelling of ``--limit-val`` kept as an alias."""
+    if train:
+        p.add_argument("--limit-train", type=positive_int, help="use the first N training images")
+    names = ("--limit-val", older) if older else ("--limit-val",)
+    p.add_argument(*names, dest="limit_val", type=positive_int, help="use the first N validation images")
+
+
 def add_json_flag(p: argparse.ArgumentParser, what: str = "the result") -> None:
     """``--json``: stdout holds ``what`` as one JSON document, and nothing else (see
     :func:`.conventions.notices_to_stderr`)."""
