@@ -36,6 +36,19 @@ def _box(ax, x: float, y: float, text: str, width: float = 2.6, height: float = 
     return x, y
 
 
+def _column(ax, x: float, y: float, previous: tuple[float, float], texts: list[str], step: float,
+            **box) -> tuple[tuple[float, float], float]:
+    """Boxes of ``texts`` down a column at ``x`` from ``y``, each reached by an arrow from the one above
+    (the first from ``previous``); returns the last box's bottom and the ``y`` below it. ``box``: the
+    boxes' fill, edge and font size."""
+    for text in texts:
+        _box(ax, x, y, text, width=2.2, **box)
+        _arrow(ax, previous, (x, y + 0.28))
+        previous = (x, y - 0.28)
+        y -= step
+    return previous, y
+
+
 def _arrow(ax, start: tuple[float, float], end: tuple[float, float], colour: str = "#333333",
            style_: str = "-|>", connection: str = "arc3", linestyle: str = "-") -> None:
     ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style_, mutation_scale=9, color=colour,
@@ -186,6 +199,11 @@ def _shape_text(shape: Sequence[int]) -> str:
     return "×".join(map(str, shape[1:]))
 
 
+def _call_text(call: dict) -> str:
+    """A traced layer's box text: its name over its output shape."""
+    return f"{call['layer']}\n{_shape_text(call['shape'])}"
+
+
 def draw_module(block, input_shape: Sequence[int], title: str | None = None):
     """Figs. 2-3 drawn from the code: the leaf layers of ``block`` in call order, with output shapes.
 
@@ -237,15 +255,9 @@ def draw_module(block, input_shape: Sequence[int], title: str | None = None):
         xs = [centre + (k - (columns - 1) / 2) * col_w for k in range(columns)]
         ends, concat_shape = [], None
         for x_col, chain in zip(xs, chains):
-            yy = y
-            previous = (centre, top - 0.28)
-            for i in chain:
-                c = calls[i]
-                _box(ax, x_col, yy, f"{c['layer']}\n{_shape_text(c['shape'])}", width=2.2, fontsize=7)
-                _arrow(ax, previous, (x_col, yy + 0.28))
-                previous = (x_col, yy - 0.28)
-                yy -= step
-            ends.append(previous)
+            end, _ = _column(ax, x_col, y, (centre, top - 0.28), [_call_text(calls[i]) for i in chain], step,
+                             fontsize=7)
+            ends.append(end)
         y -= depth * step
         if len(chains) > 1:
             channels = sum(calls[ch[-1]]["shape"][1] for ch in chains)
@@ -268,12 +280,8 @@ def draw_module(block, input_shape: Sequence[int], title: str | None = None):
             entries = [(c["layer"], _shape_text(c["shape"])) for c in se_calls]
             entries.append(("scale", f"{spatial[0]}×{spatial[1]}×{channels}"))
             se_top = y + 0.4
-            for label, shape_text in entries:
-                _box(ax, centre, y, f"{label}\n{shape_text}", width=2.2, fill=SE_FILL, edge=SE_COLOUR,
-                     fontsize=7)
-                _arrow(ax, previous, (centre, y + 0.28))
-                previous = (centre, y - 0.28)
-                y -= step
+            previous, y = _column(ax, centre, y, previous, [f"{label}\n{text}" for label, text in entries], step,
+                                  fill=SE_FILL, edge=SE_COLOUR, fontsize=7)
             ax.text(centre + 1.25, (se_top + y + step - 0.4) / 2, "SE block", rotation=90, ha="left",
                     va="center", fontsize=8, color=SE_COLOUR)
             # The scale also reads U (Eq. 4): a dashed line from U to the scale box.
@@ -298,12 +306,7 @@ def draw_module(block, input_shape: Sequence[int], title: str | None = None):
             _circle(ax, centre, y, "+")
             previous = (centre, y - 0.2)
             y -= step
-        for i in tail:
-            c = calls[i]
-            _box(ax, centre, y, f"{c['layer']}\n{_shape_text(c['shape'])}", width=2.2, fontsize=7)
-            _arrow(ax, previous, (centre, y + 0.28))
-            previous = (centre, y - 0.28)
-            y -= step
+        previous, y = _column(ax, centre, y, previous, [_call_text(calls[i]) for i in tail], step, fontsize=7)
         if tail:
             out_shape = calls[tail[-1]]["shape"]
         elif se_blocks and u_shape is not None:
