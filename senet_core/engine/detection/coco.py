@@ -25,6 +25,9 @@ COCO_DOWNLOAD_HINT = (
 
 # What torchvision's COCO wrapper keeps of each annotation, beside the image.
 _TARGET_KEYS = {"image_id", "boxes", "labels", "area", "iscrowd"}
+# Boxes narrower or shorter than this many pixels are dropped (SanitizeBoundingBoxes), and an image
+# has a box to train on only if one of its boxes is at least this large.
+MIN_BOX_SIZE = 1.0
 
 
 def _require_pycocotools() -> None:
@@ -74,13 +77,13 @@ def detection_transforms(category_to_label: dict[int, int], train: bool) -> v2.C
              DetectionTarget(category_to_label, skip_crowd=train), v2.ClampBoundingBoxes()]
     if train:
         steps.append(v2.RandomHorizontalFlip(0.5))
-    steps.append(v2.SanitizeBoundingBoxes(labels_getter=_per_box))
+    steps.append(v2.SanitizeBoundingBoxes(min_size=MIN_BOX_SIZE, labels_getter=_per_box))
     return v2.Compose(steps)
 
 
 def _has_box(annotations: Sequence[dict]) -> bool:
-    """Whether an image has a box to train on: a non-crowd annotation at least a pixel wide and high."""
-    return any(not a.get("iscrowd", 0) and min(a["bbox"][2:]) >= 1 for a in annotations)
+    """Whether an image has a box to train on: a non-crowd annotation at least :data:`MIN_BOX_SIZE` wide and high."""
+    return any(not a.get("iscrowd", 0) and min(a["bbox"][2:]) >= MIN_BOX_SIZE for a in annotations)
 
 
 class CocoDetection(Dataset):
@@ -121,7 +124,7 @@ class CocoDetection(Dataset):
         self.category_to_label = {cat: label for label, cat in enumerate(self.category_ids, start=1)}
         split_data.transforms = detection_transforms(self.category_to_label, train)
         self._items = datasets.wrap_dataset_for_transforms_v2(split_data, target_keys=_TARGET_KEYS)
-        image_ids = sorted(self.coco.imgs)
+        image_ids = list(split_data.ids)   # torchvision's order: sorted by id
         if train:
             image_ids = [i for i in image_ids if _has_box(self.coco.imgToAnns.get(i, []))]
         self.image_ids = image_ids[:limit] if limit else image_ids
